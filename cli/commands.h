@@ -1,0 +1,42 @@
+// berthctl's command groups. Each group lives in its own file and registers
+// its subcommands on the app; main.cc only wires global flags.
+//
+//   GlobalOptions global;
+//   AddInfoCommands(app, global);   // version, info
+#ifndef BERTH_CLI_COMMANDS_H_
+#define BERTH_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cli/client.h"
+#include "cli/output.h"
+
+namespace berth::cli {
+
+struct GlobalOptions {
+  std::string endpoint = kDefaultEndpoint;
+  int timeout_seconds = 10;
+  std::string output = "table";
+
+  absl::StatusOr<Client> Connect() const;
+  absl::StatusOr<OutputFormat> Format() const { return ParseOutputFormat(output); }
+};
+
+// What a command's callback returns: OK, or the error to print (exit 1).
+using CommandResult = absl::Status;
+
+// Registers `version` and `info`.
+void AddInfoCommands(CLI::App& app, const GlobalOptions& global);
+
+// Runs a command body, printing its error as "berthctl: <message>" and
+// exiting 1 on failure (CLI11 callbacks cannot return a status).
+void RunCommand(const std::function<CommandResult()>& body);
+
+// A failed RPC as a Status whose message names the RPC and the endpoint.
+absl::Status RpcError(const grpc::Status& status, const std::string& rpc, const Client& client);
+
+}  // namespace berth::cli
+
+#endif  // BERTH_CLI_COMMANDS_H_

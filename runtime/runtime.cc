@@ -1,0 +1,115 @@
+#include "runtime/runtime.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_split.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/base/strings.h"
+
+namespace berth {
+namespace {
+
+constexpr char kPodCidrSetting[] = "pod_cidr";
+
+}  // namespace
+
+absl::Status ValidateCidr(std::string_view cidr) {
+  size_t slash = cidr.find('/');
+  if (slash == std::string_view::npos) {
+    return absl::InvalidArgumentError(StrCat("CIDR \"", cidr, "\" has no /prefix length"));
+  }
+  std::string address(cidr.substr(0, slash));
+  std::string_view prefix_text = cidr.substr(slash + 1);
+  unsigned char bytes[16];
+  int family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  if (inet_pton(family, address.c_str(), bytes) != 1) {
+    return absl::InvalidArgumentError(StrCat("CIDR \"", cidr, "\" has an invalid address"));
+  }
+  int bits = family == AF_INET ? 32 : 128;
+  int prefix = -1;
+  if (!prefix_text.empty() && prefix_text.size() <= 3 &&
+      prefix_text.find_first_not_of("0123456789") == std::string_view::npos) {
+    prefix = std::atoi(std::string(prefix_text).c_str());
+  }
+  if (prefix < 0 || prefix > bits) {
+    return absl::InvalidArgumentError(
+        StrCat("CIDR \"", cidr, "\" has an invalid prefix length (0-", bits, ")"));
+  }
+  for (int bit = prefix; bit < bits; ++bit) {
+    if (bytes[bit / 8] & (0x80 >> (bit % 8))) {
+      return absl::InvalidArgumentError(
+          StrCat("CIDR \"", cidr, "\" has host bits set beyond /", prefix));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> FindExecutable(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    if (access(name.c_str(), X_OK) == 0) return name;
+    return absl::NotFoundError(StrCat(name, " is not an executable file"));
+  }
+  const char* path = std::getenv("PATH");
+  std::string search = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (absl::string_view dir : absl::StrSplit(search, ':', absl::SkipEmpty())) {
+    std::string candidate = StrCat(std::string(dir), "/", name);
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return absl::NotFoundError(StrCat(name, " was not found in PATH (", search, ")"));
+}
+
+absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
+                                                         store::StorePtr store) {
+  if (!options.handlers.count(options.default_handler)) {
+    return absl::InvalidArgumentError(
+        StrCat("default runtime handler \"", options.default_handler, "\" is not configured"));
+  }
+  return std::unique_ptr<Runtime>(new Runtime(std::move(options), std::move(store)));
+}
+
+std::vector<Condition> Runtime::Conditions() const {
+  Condition runtime{.type = "RuntimeReady", .ready = true};
+  const RuntimeHandler& handler = options_.handlers.at(options_.default_handler);
+  if (absl::StatusOr<std::string> binary = FindExecutable(handler.binary); !binary.ok()) {
+    runtime.ready = false;
+    runtime.reason = "RuntimeBinaryNotFound";
+    runtime.message =
+        StrCat("default runtime handler \"", handler.name, "\": ", binary.status().message());
+  }
+  // Pod networking arrives with CNI support; until then the network is not
+  // ready and the kubelet must not schedule pods that need it.
+  Condition network{.type = "NetworkReady",
+                    .ready = false,
+                    .reason = "NetworkPluginNotReady",
+                    .message = "berth has no CNI network support yet: pods get loopback only"};
+  return {runtime, network};
+}
+
+absl::Status Runtime::SetPodCidr(const std::string& cidr) {
+  if (cidr.empty()) return absl::OkStatus();
+  std::vector<std::string> parts = absl::StrSplit(cidr, ',');
+  if (parts.size() > 2) {
+    return absl::InvalidArgumentError(
+        StrCat("pod CIDR \"", cidr, "\" lists more than two ranges (one per IP family)"));
+  }
+  for (const std::string& part : parts) RETURN_IF_ERROR(ValidateCidr(part));
+  return store_->Update([&](store::Transaction& tx) {
+    return tx.Put(store::Kind::kSetting, kPodCidrSetting, {{"cidr", cidr}});
+  });
+}
+
+absl::StatusOr<std::string> Runtime::PodCidr() const {
+  std::string cidr;
+  RETURN_IF_ERROR(store_->View([&](const store::ReadTransaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::optional<nlohmann::json> doc,
+                     tx.Get(store::Kind::kSetting, kPodCidrSetting));
+    if (doc.has_value()) cidr = doc->value("cidr", "");
+    return absl::OkStatus();
+  }));
+  return cidr;
+}
+
+}  // namespace berth

@@ -1,0 +1,79 @@
+// Runtime: the core that the CRI server drives. It owns the metadata store
+// and, as the subsystems land, pods, containers, images and networks. It
+// speaks berth's own types; it never sees a gRPC or protobuf type.
+//
+//   absl::StatusOr<std::unique_ptr<Runtime>> rt = Runtime::Create(options, std::move(store));
+//   for (const Condition& c : (*rt)->Conditions()) { ... }
+//   absl::Status s = (*rt)->SetPodCidr("10.244.1.0/24");
+#ifndef BERTH_RUNTIME_RUNTIME_H_
+#define BERTH_RUNTIME_RUNTIME_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/store/store.h"
+
+namespace berth {
+
+struct RuntimeHandler {
+  std::string name;
+  // As configured: an absolute path or a name to look up in PATH.
+  std::string binary;
+  // The handler's state directory (runc --root).
+  std::string root;
+};
+
+struct RuntimeOptions {
+  std::string root_dir;
+  std::string state_dir;
+  std::string default_handler;
+  std::map<std::string, RuntimeHandler> handlers;
+};
+
+// A readiness condition as the CRI Status RPC reports it.
+struct Condition {
+  std::string type;  // "RuntimeReady", "NetworkReady"
+  bool ready = false;
+  std::string reason;  // CamelCase, empty when ready
+  std::string message;
+};
+
+class Runtime {
+ public:
+  static absl::StatusOr<std::unique_ptr<Runtime>> Create(RuntimeOptions options,
+                                                         store::StorePtr store);
+
+  // RuntimeReady and NetworkReady, evaluated now.
+  std::vector<Condition> Conditions() const;
+
+  // Records the node's pod CIDR(s) from UpdateRuntimeConfig: one CIDR, or an
+  // IPv4 and an IPv6 one separated by a comma. An empty string is ignored, as
+  // containerd does: the kubelet sends it before the node has a CIDR.
+  absl::Status SetPodCidr(const std::string& cidr);
+  // The stored pod CIDR, or "" when none was set.
+  absl::StatusOr<std::string> PodCidr() const;
+
+  const RuntimeOptions& options() const { return options_; }
+  store::Store& store() { return *store_; }
+
+ private:
+  Runtime(RuntimeOptions options, store::StorePtr store)
+      : options_(std::move(options)), store_(std::move(store)) {}
+
+  const RuntimeOptions options_;
+  const store::StorePtr store_;
+};
+
+// Checks "a.b.c.d/n" or "x::y/n" syntax and that no host bits are set.
+absl::Status ValidateCidr(std::string_view cidr);
+
+// Resolves a binary name through PATH (or checks an absolute path); returns
+// the executable's path, or NotFound naming what was searched.
+absl::StatusOr<std::string> FindExecutable(const std::string& name);
+
+}  // namespace berth
+
+#endif  // BERTH_RUNTIME_RUNTIME_H_

@@ -1,0 +1,29 @@
+// BerthServiceImpl: berth.v1.Berth, the extension API beside the CRI.
+#ifndef BERTH_SERVER_BERTH_SERVICE_H_
+#define BERTH_SERVER_BERTH_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "api/berth/v1/berth.grpc.pb.h"
+#include "runtime/runtime.h"
+
+namespace berth::server {
+
+class BerthServiceImpl final : public berth::v1::Berth::Service {
+ public:
+  BerthServiceImpl(Runtime& runtime, std::string socket_path, int64_t started_at_ns)
+      : runtime_(runtime), socket_path_(std::move(socket_path)), started_at_ns_(started_at_ns) {}
+
+  grpc::Status DaemonInfo(grpc::ServerContext* context, const berth::v1::DaemonInfoRequest* request,
+                          berth::v1::DaemonInfoResponse* response) override;
+
+ private:
+  Runtime& runtime_;
+  const std::string socket_path_;
+  const int64_t started_at_ns_;
+};
+
+}  // namespace berth::server
+
+#endif  // BERTH_SERVER_BERTH_SERVICE_H_

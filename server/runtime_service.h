@@ -1,0 +1,40 @@
+// RuntimeServiceImpl: runtime.v1.RuntimeService on top of the berth core.
+//
+// Each RPC validates and translates; the work happens in berth::Runtime. The
+// RPCs are spread over one file per group (runtime_info.cc, ...). An RPC not
+// overridden here answers UNIMPLEMENTED, named by the RPC interceptor.
+#ifndef BERTH_SERVER_RUNTIME_SERVICE_H_
+#define BERTH_SERVER_RUNTIME_SERVICE_H_
+
+#include "api/runtime/v1/api.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "runtime/runtime.h"
+
+namespace berth::server {
+
+class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
+ public:
+  // effective_config is reported by Status(verbose).
+  RuntimeServiceImpl(Runtime& runtime, nlohmann::json effective_config)
+      : runtime_(runtime), effective_config_(std::move(effective_config)) {}
+
+  // runtime_info.cc
+  grpc::Status Version(grpc::ServerContext* context, const runtime::v1::VersionRequest* request,
+                       runtime::v1::VersionResponse* response) override;
+  grpc::Status Status(grpc::ServerContext* context, const runtime::v1::StatusRequest* request,
+                      runtime::v1::StatusResponse* response) override;
+  grpc::Status RuntimeConfig(grpc::ServerContext* context,
+                             const runtime::v1::RuntimeConfigRequest* request,
+                             runtime::v1::RuntimeConfigResponse* response) override;
+  grpc::Status UpdateRuntimeConfig(grpc::ServerContext* context,
+                                   const runtime::v1::UpdateRuntimeConfigRequest* request,
+                                   runtime::v1::UpdateRuntimeConfigResponse* response) override;
+
+ private:
+  Runtime& runtime_;
+  const nlohmann::json effective_config_;
+};
+
+}  // namespace berth::server
+
+#endif  // BERTH_SERVER_RUNTIME_SERVICE_H_
