@@ -87,6 +87,8 @@ TEST(DaemonTest, StatusReportsConditionsAndEffectiveConfig) {
   EXPECT_EQ(config["root"], berthd->root());
   EXPECT_EQ(config["socket"], berthd->socket());
   EXPECT_EQ(config["runtime"]["default_handler"], "runc");
+  // Defaults are shown resolved, not as the empty string they are configured as.
+  EXPECT_EQ(config["runtime"]["handlers"]["runc"]["root"], berthd->state() + "/runtimes/runc");
 
   // Without verbose there is no info.
   EXPECT_TRUE(Status(*berthd, /*verbose=*/false).info().empty());
@@ -153,6 +155,19 @@ TEST(DaemonTest, UnservedRpcsAreUnimplementedAndNamed) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
     EXPECT_NE(s.error_message().find("GetContainerEvents"), std::string::npos);
   }
+}
+
+TEST(DaemonTest, ImageFsInfoReportsTheRoot) {
+  auto berthd = StartOrDie();
+  ASSERT_NE(berthd, nullptr);
+  grpc::ClientContext ctx;
+  v1::ImageFsInfoResponse response;
+  grpc::Status s = berthd->image().ImageFsInfo(&ctx, v1::ImageFsInfoRequest(), &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(response.image_filesystems_size(), 1);
+  EXPECT_EQ(response.image_filesystems(0).fs_id().mountpoint(), berthd->root());
+  EXPECT_GT(response.image_filesystems(0).timestamp(), 0);
+  EXPECT_TRUE(response.image_filesystems(0).has_used_bytes());
 }
 
 TEST(DaemonTest, MalformedRequestBytesAreInvalidArgument) {

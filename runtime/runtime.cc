@@ -6,6 +6,8 @@
 #include <cstdlib>
 
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "runtime/base/disk_usage.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 
@@ -99,6 +101,17 @@ absl::Status Runtime::SetPodCidr(const std::string& cidr) {
   return store_->Update([&](store::Transaction& tx) {
     return tx.Put(store::Kind::kSetting, kPodCidrSetting, {{"cidr", cidr}});
   });
+}
+
+absl::StatusOr<FilesystemUsage> Runtime::ImageFsUsage() const {
+  FilesystemUsage usage{.mountpoint = options_.root_dir};
+  usage.timestamp_ns = absl::ToUnixNanos(absl::Now());
+  for (const std::string& dir : {ContentDir(), SnapshotterDir()}) {
+    ASSIGN_OR_RETURN(DiskUsage du, MeasureDiskUsage(dir));
+    usage.used_bytes += du.bytes;
+    usage.inodes_used += du.inodes;
+  }
+  return usage;
 }
 
 absl::StatusOr<std::string> Runtime::PodCidr() const {

@@ -41,6 +41,14 @@ struct Condition {
   std::string message;
 };
 
+// Space used on a filesystem berth writes to, as ImageFsInfo reports it.
+struct FilesystemUsage {
+  std::string mountpoint;  // a directory on that filesystem
+  int64_t timestamp_ns = 0;
+  int64_t used_bytes = 0;
+  int64_t inodes_used = 0;
+};
+
 class Runtime {
  public:
   static absl::StatusOr<std::unique_ptr<Runtime>> Create(RuntimeOptions options,
@@ -55,6 +63,14 @@ class Runtime {
   absl::Status SetPodCidr(const std::string& cidr);
   // The stored pod CIDR, or "" when none was set.
   absl::StatusOr<std::string> PodCidr() const;
+
+  // Where image data lives: blobs (<root>/content) and unpacked layers with
+  // container writable layers (<root>/snapshotter).
+  std::string ContentDir() const { return options_.root_dir + "/content"; }
+  std::string SnapshotterDir() const { return options_.root_dir + "/snapshotter"; }
+
+  // The image filesystem: what blobs and snapshots under the root use now.
+  absl::StatusOr<FilesystemUsage> ImageFsUsage() const;
 
   const RuntimeOptions& options() const { return options_; }
   store::Store& store() { return *store_; }

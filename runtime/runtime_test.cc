@@ -83,5 +83,20 @@ TEST_F(RuntimeTest, RuntimeReadyFollowsTheHandlerBinary) {
   EXPECT_NE(conditions[0].message.find("/nonexistent/runc"), std::string::npos);
 }
 
+TEST_F(RuntimeTest, ImageFsUsageMeasuresContentAndSnapshots) {
+  std::unique_ptr<Runtime> rt = Make("/bin/true");
+  absl::StatusOr<FilesystemUsage> empty = rt->ImageFsUsage();
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->mountpoint, dir_);
+  EXPECT_EQ(empty->used_bytes, 0);
+  EXPECT_GT(empty->timestamp_ns, 0);
+
+  std::filesystem::create_directories(rt->ContentDir());
+  std::filesystem::create_directories(rt->SnapshotterDir());
+  absl::StatusOr<FilesystemUsage> dirs = rt->ImageFsUsage();
+  ASSERT_TRUE(dirs.ok());
+  EXPECT_EQ(dirs->inodes_used, 2);
+}
+
 }  // namespace
 }  // namespace berth

@@ -67,17 +67,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
   RuntimeOptions options{.root_dir = config.root_dir,
                          .state_dir = config.state_dir,
                          .default_handler = config.default_runtime_handler};
-  for (const auto& [name, handler] : config.runtime_handlers) {
-    options.handlers[name] = {
-        .name = name,
-        .binary = handler.binary,
-        .root = handler.root.empty() ? StrCat(config.state_dir, "/runtimes/", name) : handler.root};
+  for (auto& [name, handler] : d->config_.runtime_handlers) {
+    // Resolved here so that Status(verbose) shows where state really goes.
+    if (handler.root.empty()) handler.root = StrCat(config.state_dir, "/runtimes/", name);
+    options.handlers[name] = {.name = name, .binary = handler.binary, .root = handler.root};
   }
   ASSIGN_OR_RETURN(d->runtime_, Runtime::Create(std::move(options), std::move(store)));
 
-  d->runtime_service_ = std::make_unique<RuntimeServiceImpl>(*d->runtime_, ToJson(config));
-  // No image RPC is served yet; the generated base answers UNIMPLEMENTED.
-  d->image_service_ = std::make_unique<runtime::v1::ImageService::Service>();
+  d->runtime_service_ = std::make_unique<RuntimeServiceImpl>(*d->runtime_, ToJson(d->config_));
+  d->image_service_ = std::make_unique<ImageServiceImpl>(*d->runtime_);
   d->berth_service_ =
       std::make_unique<BerthServiceImpl>(*d->runtime_, config.socket_path, NowNanos());
 

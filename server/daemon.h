@@ -15,6 +15,7 @@
 #include "runtime/runtime.h"
 #include "server/berth_service.h"
 #include "server/config.h"
+#include "server/image_service.h"
 #include "server/rpc_interceptor.h"
 #include "server/runtime_service.h"
 #include "server/socket_guard.h"
@@ -41,7 +42,7 @@ class Daemon {
   std::unique_ptr<SocketGuard> socket_guard_;
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<RuntimeServiceImpl> runtime_service_;
-  std::unique_ptr<runtime::v1::ImageService::Service> image_service_;
+  std::unique_ptr<ImageServiceImpl> image_service_;
   std::unique_ptr<BerthServiceImpl> berth_service_;
   InFlightRpcs in_flight_;
   std::unique_ptr<grpc::Server> server_;
