@@ -8,7 +8,7 @@ packages=(
   # build
   bazel-bootstrap pkg-config g++ git ca-certificates
   # RPC
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   # libraries named in the brief
   libspdlog-dev libfmt-dev libsqlite3-dev nlohmann-json3-dev libtomlplusplus-dev
   libcli11-dev libssl-dev libarchive-dev libcurl4-openssl-dev libboost-dev

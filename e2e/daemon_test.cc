@@ -140,10 +140,11 @@ TEST(DaemonTest, UnservedRpcsAreUnimplementedAndNamed) {
   }
   {
     grpc::ClientContext ctx;
-    v1::ListImagesResponse response;
-    grpc::Status s = berthd->image().ListImages(&ctx, v1::ListImagesRequest(), &response);
+    v1::ListContainersResponse response;
+    grpc::Status s =
+        berthd->runtime().ListContainers(&ctx, v1::ListContainersRequest(), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("ImageService/ListImages"), std::string::npos);
+    EXPECT_NE(s.error_message().find("RuntimeService/ListContainers"), std::string::npos);
   }
   {
     // A server-streaming RPC.

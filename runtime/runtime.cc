@@ -10,6 +10,7 @@
 #include "runtime/base/disk_usage.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
+#include "runtime/snapshot/overlay_snapshotter.h"
 
 namespace berth {
 namespace {
@@ -69,8 +70,18 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
     return absl::InvalidArgumentError(
         StrCat("default runtime handler \"", options.default_handler, "\" is not configured"));
   }
-  return std::unique_ptr<Runtime>(new Runtime(std::move(options), std::move(store)));
+  std::unique_ptr<Runtime> rt(new Runtime(std::move(options), std::move(store)));
+  ASSIGN_OR_RETURN(rt->content_, content::ContentStore::Open(rt->ContentDir()));
+  ASSIGN_OR_RETURN(rt->snapshotter_,
+                   snapshot::OverlaySnapshotter::Create(rt->SnapshotterDir(), *rt->store_));
+  ASSIGN_OR_RETURN(rt->images_,
+                   images::ImageManager::Create(*rt->store_, *rt->content_, *rt->snapshotter_,
+                                                {.registry = rt->options_.registry}));
+  RETURN_IF_ERROR(rt->images_->CollectGarbage());
+  return rt;
 }
+
+Runtime::~Runtime() = default;
 
 std::vector<Condition> Runtime::Conditions() const {
   Condition runtime{.type = "RuntimeReady", .ready = true};

@@ -14,6 +14,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/content/content_store.h"
+#include "runtime/images/image_manager.h"
+#include "runtime/registry/registry_config.h"
+#include "runtime/snapshot/snapshotter.h"
 #include "runtime/store/store.h"
 
 namespace berth {
@@ -31,6 +35,7 @@ struct RuntimeOptions {
   std::string state_dir;
   std::string default_handler;
   std::map<std::string, RuntimeHandler> handlers;
+  registry::RegistryConfig registry;
 };
 
 // A readiness condition as the CRI Status RPC reports it.
@@ -51,8 +56,12 @@ struct FilesystemUsage {
 
 class Runtime {
  public:
+  // Opens the content store and snapshotter under the root and collects
+  // what an interrupted run left behind (half-written blobs, half-unpacked
+  // layers, blobs and layers no image uses).
   static absl::StatusOr<std::unique_ptr<Runtime>> Create(RuntimeOptions options,
                                                          store::StorePtr store);
+  ~Runtime();
 
   // RuntimeReady and NetworkReady, evaluated now.
   std::vector<Condition> Conditions() const;
@@ -74,13 +83,18 @@ class Runtime {
 
   const RuntimeOptions& options() const { return options_; }
   store::Store& store() { return *store_; }
+  images::ImageManager& images() { return *images_; }
 
  private:
   Runtime(RuntimeOptions options, store::StorePtr store)
       : options_(std::move(options)), store_(std::move(store)) {}
 
   const RuntimeOptions options_;
+  // Destroyed in reverse: the image manager before what it uses.
   const store::StorePtr store_;
+  std::unique_ptr<content::ContentStore> content_;
+  snapshot::SnapshotterPtr snapshotter_;
+  std::unique_ptr<images::ImageManager> images_;
 };
 
 // Checks "a.b.c.d/n" or "x::y/n" syntax and that no host bits are set.

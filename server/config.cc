@@ -63,6 +63,57 @@ absl::Status ParseHandlers(const toml::table& runtime, const std::string& where,
   return absl::OkStatus();
 }
 
+absl::Status ParseRegistries(const toml::table& top, const std::string& origin,
+                             DaemonConfig& config) {
+  if (const toml::node* node = top.get("registries")) {
+    const toml::table* hosts = node->as_table();
+    if (hosts == nullptr) {
+      return absl::InvalidArgumentError(StrCat(origin, ": [registries] must be a table"));
+    }
+    for (const auto& [host, value] : *hosts) {
+      std::string where = StrCat(origin, ": [registries.\"", host.str(), "\"]");
+      const toml::table* entry = value.as_table();
+      if (entry == nullptr) return absl::InvalidArgumentError(where + " must be a table");
+      RETURN_IF_ERROR(UnknownKeys(*entry, {"mirrors", "insecure", "username", "password"}, where));
+      registry::RegistryHostConfig& out = config.registry.hosts[std::string(host.str())];
+      if (const toml::node* mirrors = entry->get("mirrors")) {
+        const toml::array* list = mirrors->as_array();
+        if (list == nullptr) return absl::InvalidArgumentError(where + ": mirrors must be a list");
+        for (const toml::node& mirror : *list) {
+          std::optional<std::string> url = mirror.value<std::string>();
+          if (!url) return absl::InvalidArgumentError(where + ": mirrors must be strings");
+          absl::StatusOr<std::string> normalized = registry::NormalizeBaseUrl(*url);
+          if (!normalized.ok()) {
+            return absl::InvalidArgumentError(StrCat(where, ": ", normalized.status().message()));
+          }
+          out.mirrors.push_back(*url);
+        }
+      }
+      RETURN_IF_ERROR(Read(*entry, "insecure", where, out.insecure));
+      RETURN_IF_ERROR(Read(*entry, "username", where, out.credentials.username));
+      RETURN_IF_ERROR(Read(*entry, "password", where, out.credentials.password));
+    }
+  }
+  if (const toml::table* images = SubTable(top, "images")) {
+    std::string where = origin + ": [images]";
+    RETURN_IF_ERROR(
+        UnknownKeys(*images, {"max_concurrent_downloads", "pull_progress_timeout_seconds"}, where));
+    int64_t downloads = config.registry.max_concurrent_downloads;
+    int64_t timeout = config.registry.progress_timeout_seconds;
+    RETURN_IF_ERROR(Read(*images, "max_concurrent_downloads", where, downloads));
+    RETURN_IF_ERROR(Read(*images, "pull_progress_timeout_seconds", where, timeout));
+    if (downloads < 1 || downloads > 64) {
+      return absl::InvalidArgumentError(where + ": max_concurrent_downloads must be 1..64");
+    }
+    if (timeout < 1) {
+      return absl::InvalidArgumentError(where + ": pull_progress_timeout_seconds must be >= 1");
+    }
+    config.registry.max_concurrent_downloads = static_cast<int>(downloads);
+    config.registry.progress_timeout_seconds = static_cast<int>(timeout);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<DaemonConfig> ParseConfig(std::string_view toml_text, const std::string& origin) {
@@ -75,9 +126,10 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view toml_text, const std::
                                              err.source().begin.column, ": ", err.description()));
   }
   DaemonConfig config;
-  RETURN_IF_ERROR(UnknownKeys(
-      top, {"root", "state", "socket", "log_level", "shutdown_grace_seconds", "store", "runtime"},
-      origin));
+  RETURN_IF_ERROR(UnknownKeys(top,
+                              {"root", "state", "socket", "log_level", "shutdown_grace_seconds",
+                               "store", "runtime", "registries", "images"},
+                              origin));
   RETURN_IF_ERROR(Read(top, "root", origin, config.root_dir));
   RETURN_IF_ERROR(Read(top, "state", origin, config.state_dir));
   RETURN_IF_ERROR(Read(top, "socket", origin, config.socket_path));
@@ -97,6 +149,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view toml_text, const std::
     RETURN_IF_ERROR(Read(*runtime, "default_handler", where, config.default_runtime_handler));
     RETURN_IF_ERROR(ParseHandlers(*runtime, where, config));
   }
+  RETURN_IF_ERROR(ParseRegistries(top, origin, config));
   return config;
 }
 
@@ -165,7 +218,19 @@ nlohmann::json ToJson(const DaemonConfig& config) {
   for (const auto& [name, handler] : config.runtime_handlers) {
     handlers[name] = {{"binary", handler.binary}, {"root", handler.root}};
   }
+  nlohmann::json registries = nlohmann::json::object();
+  for (const auto& [host, entry] : config.registry.hosts) {
+    // Passwords never leave the daemon, not even in Status(verbose).
+    registries[host] = {{"mirrors", entry.mirrors},
+                        {"insecure", entry.insecure},
+                        {"username", entry.credentials.username},
+                        {"password", entry.credentials.password.empty() ? "" : "<redacted>"}};
+  }
   return {
+      {"registries", registries},
+      {"images",
+       {{"max_concurrent_downloads", config.registry.max_concurrent_downloads},
+        {"pull_progress_timeout_seconds", config.registry.progress_timeout_seconds}}},
       {"root", config.root_dir},
       {"state", config.state_dir},
       {"socket", config.socket_path},

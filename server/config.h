@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "runtime/registry/registry_config.h"
 
 namespace berth::server {
 
@@ -40,6 +41,9 @@ struct DaemonConfig {
 
   // Seconds SIGTERM waits for in-flight RPCs before cancelling them.
   int shutdown_grace_seconds = 10;
+
+  // [registries."<host>"] and [images]: mirrors, credentials, download limits.
+  registry::RegistryConfig registry;
 
   std::string default_runtime_handler = "runc";
   std::map<std::string, RuntimeHandlerConfig> runtime_handlers = {{"runc", {}}};

@@ -67,6 +67,38 @@ root = "/run/kata-state"
   EXPECT_EQ(json["store"]["sync"], "full");
 }
 
+TEST(ConfigTest, ReadsRegistriesAndRedactsPasswords) {
+  absl::StatusOr<DaemonConfig> config = ParseConfig(R"(
+[registries."registry.k8s.io"]
+mirrors = ["http://127.0.0.1:5000", "https://mirror.example"]
+insecure = true
+
+[registries."*"]
+mirrors = ["http://127.0.0.1:5000"]
+username = "me"
+password = "hunter2"
+
+[images]
+max_concurrent_downloads = 5
+pull_progress_timeout_seconds = 30
+)",
+                                                    "test.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const registry::RegistryHostConfig& k8s = config->registry.hosts.at("registry.k8s.io");
+  EXPECT_EQ(k8s.mirrors.size(), 2u);
+  EXPECT_TRUE(k8s.insecure);
+  EXPECT_EQ(config->registry.hosts.at("*").credentials.password, "hunter2");
+  EXPECT_EQ(config->registry.max_concurrent_downloads, 5);
+  EXPECT_EQ(config->registry.progress_timeout_seconds, 30);
+  std::string json = ToJson(*config).dump();
+  EXPECT_EQ(json.find("hunter2"), std::string::npos) << json;
+  EXPECT_NE(json.find("<redacted>"), std::string::npos);
+
+  EXPECT_FALSE(ParseConfig("[registries.\"x\"]\nmirrors = [\"ftp://x\"]\n", "t").ok());
+  EXPECT_FALSE(ParseConfig("[registries.\"x\"]\nmirror = []\n", "t").ok());
+  EXPECT_FALSE(ParseConfig("[images]\nmax_concurrent_downloads = 0\n", "t").ok());
+}
+
 TEST(ConfigTest, UnknownKeysAreErrors) {
   absl::StatusOr<DaemonConfig> config = ParseConfig("sockett = \"/x\"\n", "test.toml");
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);

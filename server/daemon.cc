@@ -66,7 +66,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
 
   RuntimeOptions options{.root_dir = config.root_dir,
                          .state_dir = config.state_dir,
-                         .default_handler = config.default_runtime_handler};
+                         .default_handler = config.default_runtime_handler,
+                         .registry = config.registry};
   for (auto& [name, handler] : d->config_.runtime_handlers) {
     // Resolved here so that Status(verbose) shows where state really goes.
     if (handler.root.empty()) handler.root = StrCat(config.state_dir, "/runtimes/", name);

@@ -49,8 +49,8 @@ absl::Status SqliteError(sqlite3* db, std::string_view what) {
 }
 
 std::optional<Kind> KindFromName(std::string_view name) {
-  for (Kind k : {Kind::kSetting, Kind::kPod, Kind::kContainer, Kind::kImage, Kind::kBlob,
-                 Kind::kSnapshot, Kind::kAttachment, Kind::kLease}) {
+  for (Kind k : {Kind::kSetting, Kind::kPod, Kind::kContainer, Kind::kImage, Kind::kImageName,
+                 Kind::kBlob, Kind::kSnapshot, Kind::kAttachment, Kind::kLease}) {
     if (KindName(k) == name) return k;
   }
   return std::nullopt;
@@ -316,6 +316,8 @@ std::string_view KindName(Kind kind) {
       return "container";
     case Kind::kImage:
       return "image";
+    case Kind::kImageName:
+      return "image_name";
     case Kind::kBlob:
       return "blob";
     case Kind::kSnapshot:

@@ -47,6 +47,7 @@ enum class Kind {
   kPod,         // pod sandboxes
   kContainer,   // containers
   kImage,       // images by id
+  kImageName,   // image references ("docker.io/library/busybox:1.36", "...@sha256:") -> image id
   kBlob,        // content-store blobs by digest
   kSnapshot,    // snapshotter layers and active snapshots
   kAttachment,  // CNI network attachments of a pod

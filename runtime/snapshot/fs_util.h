@@ -1,0 +1,74 @@
+// File-system helpers shared by the layer unpacker and the snapshotters: an owned file
+// descriptor, errno-to-Status mapping, and directory-tree walks that never follow
+// symlinks or cross into other mounts.
+//
+//   ASSIGN_OR_RETURN(UniqueFd dir, OpenDir("/var/lib/berth/snapshots"));
+//   RETURN_IF_ERROR(RemoveAll("/var/lib/berth/snapshots/tmp-123"));
+//   ASSIGN_OR_RETURN(DiskUsage usage, MeasureTree("/var/lib/berth/snapshots/7"));
+//
+// These are internal to runtime/snapshot; other modules should not depend on them.
+#ifndef BERTH_RUNTIME_SNAPSHOT_FS_UTIL_H_
+#define BERTH_RUNTIME_SNAPSHOT_FS_UTIL_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace berth::snapshot {
+
+// Owns a file descriptor and closes it when it goes out of scope.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_ = -1;
+};
+
+// A Status for a failed system call: `what` plus strerror(err), with a code that says
+// what the caller can do about it (ENOENT -> NotFound, ENOSPC -> ResourceExhausted, ...).
+absl::Status ErrnoStatus(int err, std::string_view what);
+
+// Opens an existing directory (O_RDONLY | O_DIRECTORY | O_CLOEXEC).
+absl::StatusOr<UniqueFd> OpenDir(const std::string& path);
+
+// Removes `name` in `dirfd` and, if it is a directory, everything beneath it. Symlinks are
+// removed, never followed. A directory that is a mount point (another st_dev) is refused
+// rather than emptied, so a forgotten mount never costs the data behind it. A missing
+// `name` is OK.
+absl::Status RemoveAllAt(int dirfd, const std::string& name);
+
+// RemoveAllAt for an absolute or cwd-relative path.
+absl::Status RemoveAll(const std::string& path);
+
+// Whether this process is root in the initial user namespace: only then can it chown to
+// any id, set trusted.* xattrs and mount overlayfs with them. Root inside a user
+// namespace (rootless setups, Bazel's linux-sandbox) maps only some ids and is not.
+bool HasHostRoot();
+
+struct DiskUsage {
+  int64_t bytes = 0;   // sum of st_blocks * 512
+  int64_t inodes = 0;  // distinct inodes; hard links count once
+};
+
+// Measures the tree rooted at `path` (itself included), not following symlinks and not
+// crossing mounts.
+absl::StatusOr<DiskUsage> MeasureTree(const std::string& path);
+
+}  // namespace berth::snapshot
+
+#endif  // BERTH_RUNTIME_SNAPSHOT_FS_UTIL_H_
