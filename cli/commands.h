@@ -27,8 +27,10 @@ struct GlobalOptions {
 // What a command's callback returns: OK, or the error to print (exit 1).
 using CommandResult = absl::Status;
 
-// Registers `version` and `info`.
+// Registers `version` and `info` (info_commands.cc).
 void AddInfoCommands(CLI::App& app, const GlobalOptions& global);
+// Registers `pull`, `images`, `inspecti`, `rmi`, `imagefsinfo` (image_commands.cc).
+void AddImageCommands(CLI::App& app, const GlobalOptions& global);
 
 // Runs a command body, printing its error as "berthctl: <message>" and
 // exiting 1 on failure (CLI11 callbacks cannot return a status).

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("-o,--output", global.output, "table, json or yaml")->capture_default_str();
   berth::cli::AddInfoCommands(app, global);
+  berth::cli::AddImageCommands(app, global);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -141,8 +141,7 @@ TEST(DaemonTest, UnservedRpcsAreUnimplementedAndNamed) {
   {
     grpc::ClientContext ctx;
     v1::ListContainersResponse response;
-    grpc::Status s =
-        berthd->runtime().ListContainers(&ctx, v1::ListContainersRequest(), &response);
+    grpc::Status s = berthd->runtime().ListContainers(&ctx, v1::ListContainersRequest(), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
     EXPECT_NE(s.error_message().find("RuntimeService/ListContainers"), std::string::npos);
   }

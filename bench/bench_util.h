@@ -1,0 +1,71 @@
+// Small helpers shared by berth's benchmarks: child processes stopped by PID,
+// PATH lookup, disk usage, and median/min summaries of timed rounds.
+//
+//   absl::StatusOr<pid_t> pid = Spawn("/usr/bin/containerd", {"--config", path}, log_path);
+//   ...
+//   StopProcess(*pid, std::chrono::seconds(10));   // SIGTERM, SIGKILL after the grace
+//
+//   Summary s = Summarize({1.2, 1.1, 1.3});          // s.median == 1.2, s.min == 1.1
+//
+// Benchmarks print ratios against a baseline measured in the same run; nothing
+// here compares against a wall-clock threshold.
+#ifndef BERTH_BENCH_BENCH_UTIL_H_
+#define BERTH_BENCH_BENCH_UTIL_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace berth::bench {
+
+// fork + exec of `binary` with `args`. stdout and stderr are appended to `log_path`
+// (or go to /dev/null when it is empty); stdin is `stdin_fd` (or /dev/null when -1).
+// The child gets PR_SET_PDEATHSIG(SIGKILL): if the benchmark dies, so does the child.
+// That signal follows the calling *thread*, so spawn from the main thread.
+absl::StatusOr<pid_t> Spawn(const std::string& binary, const std::vector<std::string>& args,
+                            const std::string& log_path, int stdin_fd = -1);
+
+// Sends SIGTERM to `pid` (our child) and reaps it; SIGKILL if it has not exited
+// after `grace`. Returns false when SIGKILL was needed.
+bool StopProcess(pid_t pid, std::chrono::milliseconds grace);
+
+// Waits for our child `pid` to exit on its own; an error names `what` and the exit
+// status unless it exited 0.
+absl::Status WaitForExit(pid_t pid, std::string_view what);
+
+// Runs argv[0] (looked up on PATH) to completion, output discarded; OK iff it exits 0.
+absl::Status RunCommand(const std::vector<std::string>& argv);
+
+// The first executable `name` on $PATH, or nullopt.
+std::optional<std::string> FindOnPath(std::string_view name);
+
+// Total size of the regular files under `dir` (symlinks not followed).
+int64_t BytesUnder(const std::string& dir);
+
+// The last `max_bytes` of a file, for error messages.
+std::string FileTail(const std::string& path, size_t max_bytes = 2048);
+
+// Seconds elapsed since `start` on the steady clock.
+double SecondsSince(std::chrono::steady_clock::time_point start);
+
+struct Summary {
+  double median = 0;
+  double min = 0;
+  double max = 0;
+  size_t count = 0;
+};
+
+// Median (mean of the middle two for an even count), min and max. Empty input: all 0.
+Summary Summarize(std::vector<double> samples);
+
+}  // namespace berth::bench
+
+#endif  // BERTH_BENCH_BENCH_UTIL_H_
