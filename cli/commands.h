@@ -29,7 +29,8 @@ using CommandResult = absl::Status;
 
 // Registers `version` and `info` (info_commands.cc).
 void AddInfoCommands(CLI::App& app, const GlobalOptions& global);
-// Registers `pull`, `images`, `inspecti`, `rmi`, `imagefsinfo` (image_commands.cc).
+// Registers `pull`, `images`, `inspecti`, `rmi`, `imagefsinfo`, and `image import`
+// with its alias `import` (image_commands.cc).
 void AddImageCommands(CLI::App& app, const GlobalOptions& global);
 
 // Runs a command body, printing its error as "berthctl: <message>" and

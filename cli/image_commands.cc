@@ -1,4 +1,10 @@
-// `berthctl pull | images | inspecti | rmi | imagefsinfo`: the ImageService.
+// `berthctl pull | images | inspecti | rmi | imagefsinfo`: the ImageService;
+// `berthctl image import` (alias `import`): berth's ImportImage.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -13,6 +19,14 @@ struct PullOptions {
   std::string image;
   std::string creds;  // "user:password"
 };
+
+struct ImportOptions {
+  std::string file;  // "-" for stdin
+  std::string name;
+};
+
+// How much of the archive each ImportImage message carries.
+constexpr size_t kImportChunkBytes = 1 << 20;
 
 // "docker.io/library/busybox:1.36" -> ("docker.io/library/busybox", "1.36")
 std::pair<std::string, std::string> SplitTag(const std::string& name) {
@@ -175,6 +189,64 @@ CommandResult FsInfo(const GlobalOptions& global) {
   return absl::OkStatus();
 }
 
+CommandResult Import(const GlobalOptions& global, const ImportOptions& options) {
+  absl::StatusOr<OutputFormat> format = global.Format();
+  if (!format.ok()) return format.status();
+  const bool from_stdin = options.file == "-";
+  int fd = from_stdin ? STDIN_FILENO : open(options.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::NotFoundError(StrCat("open ", options.file, ": ", std::strerror(errno)));
+  }
+  struct FdCloser {
+    int fd;
+    bool owned;
+    ~FdCloser() {
+      if (owned) close(fd);
+    }
+  } closer{fd, !from_stdin};
+  absl::StatusOr<Client> client = global.Connect();
+  if (!client.ok()) return client.status();
+
+  // No deadline: a large archive takes as long as it takes to send and unpack.
+  grpc::ClientContext ctx;
+  berth::v1::ImportImageResponse response;
+  std::unique_ptr<grpc::ClientWriter<berth::v1::ImportImageRequest>> writer =
+      client->berth().ImportImage(&ctx, &response);
+  std::string buffer(kImportChunkBytes, '\0');
+  berth::v1::ImportImageRequest request;
+  request.set_name(options.name);
+  while (true) {
+    ssize_t n = read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ctx.TryCancel();
+      writer->Finish();
+      return absl::InternalError(StrCat("read ", options.file, ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    request.set_chunk(buffer.data(), static_cast<size_t>(n));
+    // A failed write means the daemon ended the call; Finish() says why.
+    if (!writer->Write(request)) break;
+    request.clear_name();
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return RpcError(s, "ImportImage", *client);
+  if (*format != OutputFormat::kTable) {
+    std::cout << Render(ToJson(response), *format);
+    return absl::OkStatus();
+  }
+  Table table({"IMAGE ID", "NAMES"});
+  for (const berth::v1::ImportedImage& image : response.images()) {
+    std::string names;
+    for (const std::string& tag : image.repo_tags()) names += (names.empty() ? "" : ", ") + tag;
+    table.AddRow({image.id(), names.empty() ? "<none>" : names});
+  }
+  std::cout << table.Render();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void AddImageCommands(CLI::App& app, const GlobalOptions& global) {
@@ -207,6 +279,23 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global) {
   app.add_subcommand("imagefsinfo", "show the image filesystem's usage")->callback([&global] {
     RunCommand([&] { return FsInfo(global); });
   });
+
+  // `image import` and its short form `import` (berth only: other runtimes
+  // answer UNIMPLEMENTED).
+  auto import = std::make_shared<ImportOptions>();
+  auto add_import = [&global, import](CLI::App& parent) {
+    CLI::App* cmd = parent.add_subcommand(
+        "import", "load images from an OCI-layout or docker-save tar (gzip/zstd too)");
+    cmd->add_option("file", import->file, "the archive, or - for stdin")->required();
+    cmd->add_option("--name", import->name,
+                    "reference for images the archive does not name; its repository also "
+                    "takes images named only by a tag");
+    cmd->callback([&global, import] { RunCommand([&] { return Import(global, *import); }); });
+  };
+  CLI::App* image = app.add_subcommand("image", "manage images (import)");
+  image->require_subcommand(1);
+  add_import(*image);
+  add_import(app);
 }
 
 }  // namespace berth::cli

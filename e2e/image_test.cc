@@ -182,6 +182,40 @@ TEST_F(ImageTest, BadReferencesAreInvalidArgument) {
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND) << missing.error_message();
 }
 
+TEST(ImageAuthTest, CredentialsFromTheCriAuthConfig) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: image layers are unpacked with ownership";
+  absl::StatusOr<OciImage> busybox = BuildBusyboxImage();
+  ASSERT_TRUE(busybox.ok());
+  absl::StatusOr<std::unique_ptr<Registry>> registry =
+      Registry::Start({.credentials = {.username = "berth", .password = "pw"}});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_TRUE((*registry)->Push(*busybox, "library/busybox", "1.36").ok());
+  absl::StatusOr<std::unique_ptr<BerthdFixture>> berthd = BerthdFixture::Start(
+      {.config_toml = "[registries.\"*\"]\nmirrors = [\"" + (*registry)->url() + "\"]\n"});
+  ASSERT_TRUE(berthd.ok()) << berthd.status();
+
+  auto pull = [&](const v1::AuthConfig& auth) {
+    grpc::ClientContext ctx;
+    v1::PullImageRequest request;
+    request.mutable_image()->set_image("busybox:1.36");
+    *request.mutable_auth() = auth;
+    v1::PullImageResponse response;
+    return (*berthd)->image().PullImage(&ctx, request, &response);
+  };
+  EXPECT_EQ(pull({}).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  v1::AuthConfig wrong;
+  wrong.set_username("berth");
+  wrong.set_password("nope");
+  EXPECT_FALSE(pull(wrong).ok());
+  v1::AuthConfig docker_form;
+  docker_form.set_auth("YmVydGg6cHc=");  // base64("berth:pw"), as in a docker config.json
+  grpc::Status ok = pull(docker_form);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+  v1::AuthConfig malformed;
+  malformed.set_auth("not base64!");
+  EXPECT_EQ(pull(malformed).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 bool HasPullInProgress(const std::string& root) {
   for (const std::string dir : {root + "/content/ingest", root + "/snapshotter/snapshots"}) {
     std::error_code ec;

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "server/grpc_status.h"
 #include "server/version.h"
 
 namespace berth::server {
@@ -29,6 +30,46 @@ grpc::Status BerthServiceImpl::DaemonInfo(grpc::ServerContext*, const berth::v1:
   response->set_store_schema_version(runtime_.store().SchemaVersion());
   response->set_started_at(started_at_ns_);
   response->set_rss_bytes(ResidentBytes());
+  return grpc::Status::OK;
+}
+
+grpc::Status BerthServiceImpl::ImportImage(
+    grpc::ServerContext* context, grpc::ServerReader<berth::v1::ImportImageRequest>* reader,
+    berth::v1::ImportImageResponse* response) {
+  // The spool (and its file) goes when this returns, whatever happened: a
+  // failed, cancelled or finished import leaves nothing behind.
+  absl::StatusOr<std::unique_ptr<images::ImportSpool>> spool = runtime_.images().NewImportSpool();
+  if (!spool.ok()) return ToGrpcStatus(spool.status());
+  std::string name;
+  bool first = true;
+  berth::v1::ImportImageRequest request;
+  while (reader->Read(&request)) {
+    if (first) {
+      name = request.name();
+    } else if (!request.name().empty()) {
+      return grpc::Status(grpc::INVALID_ARGUMENT,
+                          "import: name is only accepted in the first message");
+    }
+    first = false;
+    if (absl::Status written = (*spool)->Write(request.chunk()); !written.ok()) {
+      return ToGrpcStatus(written);
+    }
+  }
+  if (context->IsCancelled()) {
+    return grpc::Status(grpc::CANCELLED, "import: the client cancelled the upload");
+  }
+  if ((*spool)->size() == 0) return grpc::Status(grpc::INVALID_ARGUMENT, "import: no archive sent");
+  if (absl::Status closed = (*spool)->Close(); !closed.ok()) return ToGrpcStatus(closed);
+
+  absl::StatusOr<std::vector<images::ImportedImage>> imported =
+      runtime_.images().Import((*spool)->path(), name);
+  if (!imported.ok()) return ToGrpcStatus(imported.status());
+  for (const images::ImportedImage& image : *imported) {
+    berth::v1::ImportedImage* out = response->add_images();
+    out->set_id(image.id);
+    for (const std::string& tag : image.repo_tags) out->add_repo_tags(tag);
+    for (const std::string& digest : image.repo_digests) out->add_repo_digests(digest);
+  }
   return grpc::Status::OK;
 }
 

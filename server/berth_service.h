@@ -1,4 +1,6 @@
-// BerthServiceImpl: berth.v1.Berth, the extension API beside the CRI.
+// BerthServiceImpl: berth.v1.Berth, the extension API beside the CRI:
+// DaemonInfo, and ImportImage (the upload is spooled to a file the image
+// manager provides, then imported by the core).
 #ifndef BERTH_SERVER_BERTH_SERVICE_H_
 #define BERTH_SERVER_BERTH_SERVICE_H_
 
@@ -17,6 +19,10 @@ class BerthServiceImpl final : public berth::v1::Berth::Service {
 
   grpc::Status DaemonInfo(grpc::ServerContext* context, const berth::v1::DaemonInfoRequest* request,
                           berth::v1::DaemonInfoResponse* response) override;
+
+  grpc::Status ImportImage(grpc::ServerContext* context,
+                           grpc::ServerReader<berth::v1::ImportImageRequest>* reader,
+                           berth::v1::ImportImageResponse* response) override;
 
  private:
   Runtime& runtime_;

@@ -1,4 +1,5 @@
 // PullImage: credentials from the CRI AuthConfig, then the core pulls.
+#include "runtime/base/base64.h"
 #include "runtime/base/strings.h"
 #include "server/grpc_status.h"
 #include "server/image_service.h"
@@ -7,33 +8,6 @@ namespace berth::server {
 namespace {
 
 namespace v1 = ::runtime::v1;
-
-// Decodes standard base64; nullopt when malformed.
-std::optional<std::string> Base64Decode(const std::string& in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  int bits = 0;
-  uint32_t acc = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 absl::StatusOr<registry::Credentials> FromAuthConfig(const v1::AuthConfig& auth) {
   registry::Credentials creds{.username = auth.username(),

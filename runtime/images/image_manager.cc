@@ -30,6 +30,50 @@ absl::StatusOr<std::unique_ptr<ImageManager>> ImageManager::Create(
       new ImageManager(store, content, snapshotter, std::move(options)));
 }
 
+absl::StatusOr<ImportedImage> ImageManager::RecordImage(store::Transaction& tx,
+                                                        const ImageRecord& record) {
+  const image::Manifest& manifest = record.parsed;
+  const std::string id = manifest.config.digest;
+  int64_t size = manifest.config.size;
+  for (const image::Descriptor& layer : manifest.layers) size += layer.size;
+  nlohmann::json doc = {{"manifest_digest", record.manifest.digest},
+                        {"top_digest", record.top.digest},
+                        {"config_digest", manifest.config.digest},
+                        {"chain_ids", record.chain_ids},
+                        {"size", size}};
+  RETURN_IF_ERROR(tx.Put(Kind::kImage, id, doc));
+  auto blob = [&](const image::Descriptor& d) -> absl::Status {
+    RETURN_IF_ERROR(
+        tx.Put(Kind::kBlob, d.digest, {{"size", d.size}, {"media_type", d.media_type}}));
+    return tx.AddRef(Kind::kImage, id, Kind::kBlob, d.digest);
+  };
+  RETURN_IF_ERROR(blob(record.top));
+  RETURN_IF_ERROR(blob(record.manifest));
+  RETURN_IF_ERROR(blob(manifest.config));
+  for (const image::Descriptor& layer : manifest.layers) RETURN_IF_ERROR(blob(layer));
+  if (!record.chain_ids.empty()) {
+    RETURN_IF_ERROR(tx.AddRef(Kind::kImage, id, Kind::kSnapshot, record.chain_ids.back()));
+  }
+  // Names: a tag moves to this image; the digest name is added.
+  ImportedImage recorded{.id = id};
+  for (const image::Reference& ref : record.names) {
+    std::string digest_name = StrCat(ref.Repository(), "@", record.top.digest);
+    if (std::find(recorded.repo_digests.begin(), recorded.repo_digests.end(), digest_name) ==
+        recorded.repo_digests.end()) {
+      recorded.repo_digests.push_back(std::move(digest_name));
+    }
+    if (!ref.tag.empty()) recorded.repo_tags.push_back(StrCat(ref.Repository(), ":", ref.tag));
+  }
+  for (const auto* names : {&recorded.repo_digests, &recorded.repo_tags}) {
+    for (const std::string& name : *names) {
+      RETURN_IF_ERROR(tx.Delete(Kind::kImageName, name));
+      RETURN_IF_ERROR(tx.Put(Kind::kImageName, name, {{"id", id}}));
+      RETURN_IF_ERROR(tx.AddRef(Kind::kImageName, name, Kind::kImage, id));
+    }
+  }
+  return recorded;
+}
+
 absl::StatusOr<std::optional<std::string>> ImageManager::ResolveId(const store::ReadTransaction& tx,
                                                                    const std::string& ref) {
   if (image::IsImageId(ref)) {
@@ -161,7 +205,9 @@ absl::Status ImageManager::CollectGarbage() {
   for (const std::string& digest : files) {
     if (!recorded.count(digest)) RETURN_IF_ERROR(content_.Delete(digest));
   }
-  RETURN_IF_ERROR(content_.CleanIngest());
+  // An import spool is received outside any lock, so a spool in ingest/
+  // may be in use; the leftovers of a crash go at the next start.
+  if (live_spools_.load() == 0) RETURN_IF_ERROR(content_.CleanIngest());
 
   // Committed snapshots nothing refers to; removing a child may free its
   // parent, so repeat until a pass removes nothing.

@@ -10,9 +10,6 @@
 #include "runtime/images/image_manager.h"
 
 namespace berth::images {
-
-using store::Kind;
-
 namespace {
 
 // How much of a layer may sit in memory between download and unpacking.
@@ -192,42 +189,18 @@ absl::StatusOr<std::string> ImageManager::Pull(const std::string& reference,
     RETURN_IF_ERROR(writer->Commit());
   }
 
+  ImageRecord record{.top = {.media_type = top.media_type,
+                             .digest = top.digest,
+                             .size = static_cast<int64_t>(top.body.size())},
+                     .manifest = {.media_type = platform_manifest.media_type,
+                                  .digest = platform_manifest.digest,
+                                  .size = static_cast<int64_t>(platform_manifest.body.size())},
+                     .parsed = manifest,
+                     .chain_ids = chain_ids,
+                     .names = {ref}};
   const std::string id = manifest.config.digest;
-  int64_t size = manifest.config.size;
-  for (const image::Descriptor& layer : manifest.layers) size += layer.size;
-  RETURN_IF_ERROR(store_.Update([&](store::Transaction& tx) -> absl::Status {
-    nlohmann::json doc = {{"manifest_digest", platform_manifest.digest},
-                          {"top_digest", top.digest},
-                          {"config_digest", manifest.config.digest},
-                          {"chain_ids", chain_ids},
-                          {"size", size}};
-    RETURN_IF_ERROR(tx.Put(Kind::kImage, id, doc));
-    auto blob = [&](const std::string& digest, int64_t bytes,
-                    const std::string& media_type) -> absl::Status {
-      RETURN_IF_ERROR(tx.Put(Kind::kBlob, digest, {{"size", bytes}, {"media_type", media_type}}));
-      return tx.AddRef(Kind::kImage, id, Kind::kBlob, digest);
-    };
-    RETURN_IF_ERROR(blob(top.digest, static_cast<int64_t>(top.body.size()), top.media_type));
-    RETURN_IF_ERROR(blob(platform_manifest.digest,
-                         static_cast<int64_t>(platform_manifest.body.size()),
-                         platform_manifest.media_type));
-    RETURN_IF_ERROR(blob(manifest.config.digest, manifest.config.size, manifest.config.media_type));
-    for (const image::Descriptor& layer : manifest.layers) {
-      RETURN_IF_ERROR(blob(layer.digest, layer.size, layer.media_type));
-    }
-    if (!chain_ids.empty()) {
-      RETURN_IF_ERROR(tx.AddRef(Kind::kImage, id, Kind::kSnapshot, chain_ids.back()));
-    }
-    // Names: the tag moves to this image; the digest name is added.
-    std::vector<std::string> names = {StrCat(ref.Repository(), "@", top.digest)};
-    if (!ref.tag.empty()) names.push_back(StrCat(ref.Repository(), ":", ref.tag));
-    for (const std::string& name : names) {
-      RETURN_IF_ERROR(tx.Delete(Kind::kImageName, name));
-      RETURN_IF_ERROR(tx.Put(Kind::kImageName, name, {{"id", id}}));
-      RETURN_IF_ERROR(tx.AddRef(Kind::kImageName, name, Kind::kImage, id));
-    }
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(
+      store_.Update([&](store::Transaction& tx) { return RecordImage(tx, record).status(); }));
   return id;
 }
 

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
+#include "runtime/base/base64.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 #include "runtime/image/digest.h"
@@ -117,20 +118,8 @@ absl::Status RegistryClient::Authorize(const Endpoint& endpoint, const image::Re
                                                  ref.Repository(),
                                                  " (basic auth) and none were given"));
       }
-      // libcurl would do the encoding, but a header keeps both schemes alike.
-      std::string raw = StrCat(creds.username, ":", creds.password);
-      static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-      std::string b64;
-      for (size_t i = 0; i < raw.size(); i += 3) {
-        uint32_t n = static_cast<unsigned char>(raw[i]) << 16;
-        if (i + 1 < raw.size()) n |= static_cast<unsigned char>(raw[i + 1]) << 8;
-        if (i + 2 < raw.size()) n |= static_cast<unsigned char>(raw[i + 2]);
-        b64 += kB64[(n >> 18) & 63];
-        b64 += kB64[(n >> 12) & 63];
-        b64 += i + 1 < raw.size() ? kB64[(n >> 6) & 63] : '=';
-        b64 += i + 2 < raw.size() ? kB64[n & 63] : '=';
-      }
-      header = "Authorization: Basic " + b64;
+      // A header rather than CURLOPT_USERPWD keeps both schemes in one cache.
+      header = "Authorization: Basic " + Base64Encode(StrCat(creds.username, ":", creds.password));
       break;
     }
   }
