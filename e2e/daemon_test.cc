@@ -133,10 +133,11 @@ TEST(DaemonTest, UnservedRpcsAreUnimplementedAndNamed) {
   ASSERT_NE(berthd, nullptr);
   {
     grpc::ClientContext ctx;
-    v1::RunPodSandboxResponse response;
-    grpc::Status s = berthd->runtime().RunPodSandbox(&ctx, v1::RunPodSandboxRequest(), &response);
+    v1::CreateContainerResponse response;
+    grpc::Status s =
+        berthd->runtime().CreateContainer(&ctx, v1::CreateContainerRequest(), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("RunPodSandbox"), std::string::npos) << s.error_message();
+    EXPECT_NE(s.error_message().find("CreateContainer"), std::string::npos) << s.error_message();
   }
   {
     grpc::ClientContext ctx;

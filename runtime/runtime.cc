@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
 
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -78,6 +79,11 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
                    images::ImageManager::Create(*rt->store_, *rt->content_, *rt->snapshotter_,
                                                 {.registry = rt->options_.registry}));
   RETURN_IF_ERROR(rt->images_->CollectGarbage());
+  std::set<std::string> handlers = {""};
+  for (const auto& [name, handler] : rt->options_.handlers) handlers.insert(name);
+  ASSIGN_OR_RETURN(rt->pods_, sandbox::SandboxManager::Create(
+                                  *rt->store_, rt->options_.state_dir + "/pods", handlers));
+  RETURN_IF_ERROR(rt->pods_->Recover());
   return rt;
 }
 

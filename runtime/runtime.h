@@ -17,6 +17,7 @@
 #include "runtime/content/content_store.h"
 #include "runtime/images/image_manager.h"
 #include "runtime/registry/registry_config.h"
+#include "runtime/sandbox/sandbox_manager.h"
 #include "runtime/snapshot/snapshotter.h"
 #include "runtime/store/store.h"
 
@@ -58,7 +59,7 @@ class Runtime {
  public:
   // Opens the content store and snapshotter under the root and collects
   // what an interrupted run left behind (half-written blobs, half-unpacked
-  // layers, blobs and layers no image uses).
+  // layers, blobs and layers no image uses, half-made pods).
   static absl::StatusOr<std::unique_ptr<Runtime>> Create(RuntimeOptions options,
                                                          store::StorePtr store);
   ~Runtime();
@@ -84,6 +85,7 @@ class Runtime {
   const RuntimeOptions& options() const { return options_; }
   store::Store& store() { return *store_; }
   images::ImageManager& images() { return *images_; }
+  sandbox::SandboxManager& pods() { return *pods_; }
 
  private:
   Runtime(RuntimeOptions options, store::StorePtr store)
@@ -95,6 +97,7 @@ class Runtime {
   std::unique_ptr<content::ContentStore> content_;
   snapshot::SnapshotterPtr snapshotter_;
   std::unique_ptr<images::ImageManager> images_;
+  std::unique_ptr<sandbox::SandboxManager> pods_;
 };
 
 // Checks "a.b.c.d/n" or "x::y/n" syntax and that no host bits are set.

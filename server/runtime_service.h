@@ -30,6 +30,23 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                    const runtime::v1::UpdateRuntimeConfigRequest* request,
                                    runtime::v1::UpdateRuntimeConfigResponse* response) override;
 
+  // pod_sandbox.cc
+  grpc::Status RunPodSandbox(grpc::ServerContext* context,
+                             const runtime::v1::RunPodSandboxRequest* request,
+                             runtime::v1::RunPodSandboxResponse* response) override;
+  grpc::Status StopPodSandbox(grpc::ServerContext* context,
+                              const runtime::v1::StopPodSandboxRequest* request,
+                              runtime::v1::StopPodSandboxResponse* response) override;
+  grpc::Status RemovePodSandbox(grpc::ServerContext* context,
+                                const runtime::v1::RemovePodSandboxRequest* request,
+                                runtime::v1::RemovePodSandboxResponse* response) override;
+  grpc::Status PodSandboxStatus(grpc::ServerContext* context,
+                                const runtime::v1::PodSandboxStatusRequest* request,
+                                runtime::v1::PodSandboxStatusResponse* response) override;
+  grpc::Status ListPodSandbox(grpc::ServerContext* context,
+                              const runtime::v1::ListPodSandboxRequest* request,
+                              runtime::v1::ListPodSandboxResponse* response) override;
+
  private:
   Runtime& runtime_;
   const nlohmann::json effective_config_;

@@ -50,7 +50,7 @@ absl::Status SqliteError(sqlite3* db, std::string_view what) {
 
 std::optional<Kind> KindFromName(std::string_view name) {
   for (Kind k : {Kind::kSetting, Kind::kPod, Kind::kContainer, Kind::kImage, Kind::kImageName,
-                 Kind::kBlob, Kind::kSnapshot, Kind::kAttachment, Kind::kLease}) {
+                 Kind::kBlob, Kind::kSnapshot, Kind::kAttachment, Kind::kLease, Kind::kName}) {
     if (KindName(k) == name) return k;
   }
   return std::nullopt;
@@ -326,6 +326,8 @@ std::string_view KindName(Kind kind) {
       return "attachment";
     case Kind::kLease:
       return "lease";
+    case Kind::kName:
+      return "name";
   }
   return "unknown";
 }

@@ -52,6 +52,7 @@ enum class Kind {
   kSnapshot,    // snapshotter layers and active snapshots
   kAttachment,  // CNI network attachments of a pod
   kLease,       // short-lived holds that keep objects from GC while in use
+  kName,        // unique names held by objects, e.g. "pod/<name>_<namespace>_<uid>_<attempt>"
 };
 
 std::string_view KindName(Kind kind);
