@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "runtime/base/errno_status.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 
@@ -21,25 +22,6 @@ namespace {
 using image::DigestHex;
 using image::ValidateDigest;
 
-std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
-
-// Maps errno to the canonical code a caller can act on: a full disk is
-// ResourceExhausted (free space, retry), not a generic failure.
-absl::Status ErrnoStatus(int err, std::string_view what) {
-  std::string message = StrCat(what, ": ", ErrnoText(err));
-  switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(message);
-    case ENOENT:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
 
 absl::Status FsyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

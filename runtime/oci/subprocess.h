@@ -22,32 +22,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "runtime/base/errno_status.h"
+#include "runtime/base/unique_fd.h"
 
 namespace berth::oci {
 
-// Owns a file descriptor and closes it when it goes out of scope.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
+using ::berth::UniqueFd;
 
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
-
-// `what: strerror(err)` with a code for the errno (ENOENT -> NotFound, EACCES/EPERM ->
-// PermissionDenied, EEXIST -> AlreadyExists, ENOSPC -> ResourceExhausted, else Internal).
-absl::Status ErrnoStatus(int err, std::string_view what);
+using ::berth::ErrnoStatus;
 
 // A pipe whose ends are both close-on-exec.
 struct Pipe {

@@ -17,31 +17,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/base/errno_status.h"
+#include "runtime/base/unique_fd.h"
 
 namespace berth::snapshot {
 
-// Owns a file descriptor and closes it when it goes out of scope.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
+using ::berth::UniqueFd;
 
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_ = -1;
-};
-
-// A Status for a failed system call: `what` plus strerror(err), with a code that says
-// what the caller can do about it (ENOENT -> NotFound, ENOSPC -> ResourceExhausted, ...).
-absl::Status ErrnoStatus(int err, std::string_view what);
+using ::berth::ErrnoStatus;
 
 // Opens an existing directory (O_RDONLY | O_DIRECTORY | O_CLOEXEC).
 absl::StatusOr<UniqueFd> OpenDir(const std::string& path);
