@@ -89,9 +89,10 @@ absl::StatusOr<std::unique_ptr<ContainerdInstance>> ContainerdInstance::Start(
     ContainerdOptions options) {
   std::unique_ptr<ContainerdInstance> c(new ContainerdInstance());
   c->options_ = std::move(options);
-  // /tmp, not TMPDIR: unix socket paths must stay under 108 bytes.
-  char tmpl[] = "/tmp/berth-bench-ctrd-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
+  std::string tmpl = StrCat(c->options_.parent_dir, "/berth-bench-ctrd-XXXXXX");
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    return absl::InternalError(StrCat("mkdtemp ", tmpl, ": ", strerror(errno)));
+  }
   c->dir_ = tmpl;
   c->root_ = c->dir_ + "/root";
   c->state_ = c->dir_ + "/state";
@@ -125,10 +126,10 @@ absl::Status ContainerdInstance::WriteConfig() {
     }
   }
   std::string config = absl::StrReplaceAll(kConfigTemplate, {{"$ROOT", root_},
-                                                              {"$STATE", state_},
-                                                              {"$SOCKET", socket_},
-                                                              {"$DIR", dir_},
-                                                              {"$LOG_LEVEL", options_.log_level}});
+                                                             {"$STATE", state_},
+                                                             {"$SOCKET", socket_},
+                                                             {"$DIR", dir_},
+                                                             {"$LOG_LEVEL", options_.log_level}});
   return WriteFile(config_path_, config);
 }
 
@@ -170,12 +171,16 @@ std::string ContainerdInstance::LogTail(size_t max_bytes) const {
   return FileTail(log_path_, max_bytes);
 }
 
+void ContainerdInstance::Stop() {
+  if (pid_ > 0) StopProcess(pid_, std::chrono::seconds(10));
+  pid_ = -1;
+}
+
 ContainerdInstance::~ContainerdInstance() {
   runtime_.reset();
   image_.reset();
   channel_.reset();
-  if (pid_ > 0) StopProcess(pid_, std::chrono::seconds(10));
-  pid_ = -1;
+  Stop();
   // Detaches any mount containerd left under its root (none after a pull), then removes it.
   berth::testing::RemoveTree(dir_);
 }

@@ -8,7 +8,8 @@
 //       {.binary = *binary, .plain_http_registries = {registry->host()}});
 //   grpc::ClientContext ctx;
 //   (*ctrd)->image().PullImage(&ctx, request, &response);   // CRI v1 over its socket
-//   ctrd->reset();      // SIGTERM by PID (SIGKILL after 10 s), unmount, remove the dir
+//   (*ctrd)->Stop();    // SIGTERM by PID (SIGKILL after 10 s); the dir stays
+//   ctrd->reset();      // (stops if needed,) unmounts and removes the dir
 //
 // The configuration follows /work/shared/conformance/run-containerd.sh (the setup
 // that passes critest here): config version 2, the overlayfs snapshotter,
@@ -43,6 +44,9 @@ struct ContainerdOptions {
   std::vector<std::string> plain_http_registries;
   // containerd's log level ("info" keeps its log small during a benchmark).
   std::string log_level = "info";
+  // Where its temp dir (config, root, state, sockets, log) is made. The socket
+  // path must stay under 108 bytes.
+  std::string parent_dir = "/tmp";
 };
 
 class ContainerdInstance {
@@ -54,6 +58,10 @@ class ContainerdInstance {
   // plugin answers Version. Fails with the tail of containerd's log.
   static absl::StatusOr<std::unique_ptr<ContainerdInstance>> Start(ContainerdOptions options);
 
+  // Stops containerd by PID (SIGTERM, SIGKILL after 10 s) and keeps its directory,
+  // e.g. to measure it or to remove it later. Idempotent.
+  void Stop();
+  // Stops containerd, detaches any mount left under its directory and removes it.
   ~ContainerdInstance();
   ContainerdInstance(const ContainerdInstance&) = delete;
   ContainerdInstance& operator=(const ContainerdInstance&) = delete;
