@@ -11,7 +11,7 @@
 //   (*ctrd)->Stop();    // SIGTERM by PID (SIGKILL after 10 s); the dir stays
 //   ctrd->reset();      // (stops if needed,) unmounts and removes the dir
 //
-// The configuration follows /work/shared/conformance/run-containerd.sh (the setup
+// The configuration follows the shared conformance kit's run-containerd.sh (the setup
 // that passes critest here): config version 2, the overlayfs snapshotter,
 // restrict_oom_score_adj (no CAP_SYS_RESOURCE on this machine), and registries
 // through `config_path` hosts.toml files. Each listed registry host gets
