@@ -32,6 +32,8 @@ void AddInfoCommands(CLI::App& app, const GlobalOptions& global);
 // Registers `pull`, `images`, `inspecti`, `rmi`, `imagefsinfo`, and `image import`
 // with its alias `import` (image_commands.cc).
 void AddImageCommands(CLI::App& app, const GlobalOptions& global);
+// Registers `runp`, `pods`, `inspectp`, `stopp`, `rmp` (pod_commands.cc).
+void AddPodCommands(CLI::App& app, const GlobalOptions& global);
 
 // Runs a command body, printing its error as "berthctl: <message>" and
 // exiting 1 on failure (CLI11 callbacks cannot return a status).

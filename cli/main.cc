@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", global.output, "table, json or yaml")->capture_default_str();
   berth::cli::AddInfoCommands(app, global);
   berth::cli::AddImageCommands(app, global);
+  berth::cli::AddPodCommands(app, global);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "e2e/berthd_fixture.h"
 #include "e2e/fixtures/image_kit.h"
 #include "e2e/fixtures/registry.h"
@@ -85,6 +87,45 @@ TEST(BerthctlTest, VersionInfoAndTheImageCommands) {
   CommandRun bad = Berthctl(d, "pull Not:A:Ref");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.out.find("berthctl: PullImage"), std::string::npos) << bad.out;
+}
+
+TEST(BerthctlTest, PodCommands) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: pods pin namespaces with mounts";
+  absl::StatusOr<std::unique_ptr<BerthdFixture>> berthd = BerthdFixture::Start();
+  ASSERT_TRUE(berthd.ok()) << berthd.status();
+  BerthdFixture& d = **berthd;
+  std::string config = d.dir() + "/pod.json";
+  std::ofstream(config) << R"({"metadata": {"name": "cli-pod", "namespace": "default",
+                               "uid": "cli-uid", "attempt": 0},
+                               "hostname": "cli-pod", "labels": {"app": "cli"}})";
+
+  CommandRun runp = Berthctl(d, "runp " + config);
+  ASSERT_EQ(runp.code, 0) << runp.out;
+  std::string id = runp.out.substr(0, runp.out.find('\n'));
+  EXPECT_EQ(id.size(), 64u) << runp.out;
+
+  CommandRun pods = Berthctl(d, "pods");
+  EXPECT_EQ(pods.code, 0) << pods.out;
+  EXPECT_NE(pods.out.find(id.substr(0, 13)), std::string::npos) << pods.out;
+  EXPECT_NE(pods.out.find("Ready"), std::string::npos) << pods.out;
+  EXPECT_NE(pods.out.find("cli-pod"), std::string::npos) << pods.out;
+
+  CommandRun inspect = Berthctl(d, "inspectp " + id.substr(0, 12));
+  ASSERT_EQ(inspect.code, 0) << inspect.out;
+  nlohmann::json status = nlohmann::json::parse(inspect.out);
+  EXPECT_EQ(status["status"]["id"], id);
+  EXPECT_EQ(status["status"]["labels"]["app"], "cli");
+
+  EXPECT_EQ(Berthctl(d, "stopp " + id).code, 0);
+  EXPECT_NE(Berthctl(d, "pods").out.find("NotReady"), std::string::npos);
+  CommandRun rmp = Berthctl(d, "rmp " + id);
+  EXPECT_EQ(rmp.code, 0) << rmp.out;
+  EXPECT_EQ(Berthctl(d, "pods -q").out, "");
+
+  std::ofstream(config) << "{not json";
+  CommandRun bad = Berthctl(d, "runp " + config);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("not a PodSandboxConfig"), std::string::npos) << bad.out;
 }
 
 }  // namespace
