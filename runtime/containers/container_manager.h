@@ -1,0 +1,155 @@
+// ContainerManager: the container lifecycle core — create, start, stop, remove, find, list
+// and crash recovery — composed from the pods (SandboxManager), the images (ImageManager),
+// the snapshotter, the spec builder, berth-shim and runc. No gRPC: server/ maps the CRI
+// container RPCs onto it.
+//
+//   ASSIGN_OR_RETURN(auto containers, ContainerManager::Create(store, pods, images,
+//                                                              snapshotter, options));
+//   RETURN_IF_ERROR(containers->Recover());                  // at start-up
+//   ASSIGN_OR_RETURN(std::string id, containers->Create(pod_id, spec, "busybox:1.36"));
+//   RETURN_IF_ERROR(containers->Start(id));
+//   RETURN_IF_ERROR(containers->Stop(id, /*timeout_seconds=*/10));   // idempotent
+//   RETURN_IF_ERROR(containers->Remove(id));                           // idempotent
+//
+// A container owns <state>/containers/<id>/: the OCI bundle (config.json and rootfs/, the
+// snapshot's mounts) and shim/, berth-shim's state directory (pid files, exit file,
+// socket). Its writable snapshot has the container id as key, on the image's top snapshot.
+// The shim runs `runc create`; berthd runs `runc start/kill/delete` itself with one
+// RuncRuntime whose state root is <state>/runtimes/runc.
+//
+// Records (store Kind::kContainer, with references container -> pod and container ->
+// snapshot) go through "creating" (written before anything is made, so a crash mid-way is
+// found and undone by Recover), "created", "running" and "exited". A container whose
+// process exited on its own is reported EXITED as soon as the shim has recorded the exit
+// (Find and List read the exit file), and the record is updated then.
+#ifndef BERTH_RUNTIME_CONTAINERS_CONTAINER_MANAGER_H_
+#define BERTH_RUNTIME_CONTAINERS_CONTAINER_MANAGER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "runtime/container/container_spec.h"
+#include "runtime/images/image_manager.h"
+#include "runtime/oci/runc_runtime.h"
+#include "runtime/sandbox/sandbox_manager.h"
+#include "runtime/snapshot/snapshotter.h"
+#include "runtime/store/store.h"
+
+namespace berth::containers {
+
+// runtime.v1.ContainerState.
+enum class ContainerState { kCreated, kRunning, kExited, kUnknown };
+
+struct Container {
+  std::string id;
+  std::string pod_id;
+  std::string image_id;   // "sha256:<config digest hex>"
+  std::string image_ref;  // the image as the client named it (ContainerSpec::image)
+  // From the ContainerSpec.
+  std::string name;
+  uint32_t attempt = 0;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::string log_path;  // absolute CRI log path, "" for none
+  ContainerState state = ContainerState::kUnknown;
+  int64_t created_at_ns = 0;
+  int64_t started_at_ns = 0;   // 0 until started
+  int64_t finished_at_ns = 0;  // 0 until exited
+  int exit_code = 0;
+  std::string reason;  // "Completed", "Error", "OOMKilled" once exited
+  std::string message;
+  int pid = 0;              // the container's init in the host PID namespace
+  int shim_pid = 0;         // its berth-shim
+  std::string stop_signal;  // the image's StopSignal, "" for SIGTERM
+  std::string dir;          // <state>/containers/<id>
+};
+
+struct ContainerFilter {
+  std::string id;      // exact id or a unique prefix
+  std::string pod_id;  // exact pod id or a unique prefix
+  std::optional<ContainerState> state;
+  std::map<std::string, std::string> labels;  // all must match
+};
+
+struct ContainerManagerOptions {
+  std::string state_dir;    // e.g. /run/berth; containers/ and runtimes/runc/ live below
+  std::string shim_binary;  // berth-shim (//runtime/shim:berth-shim), absolute
+  std::string runc_binary = "/usr/sbin/runc";  // absolute; no PATH search
+  std::string default_cgroup_parent = "/berth";
+  int64_t min_oom_score_adj = 0;  // see SpecContext::min_oom_score_adj
+};
+
+class ContainerManager {
+ public:
+  static absl::StatusOr<std::unique_ptr<ContainerManager>> Create(
+      store::Store& store, sandbox::SandboxManager& pods, images::ImageManager& images,
+      snapshot::Snapshotter& snapshotter, ContainerManagerOptions options);
+
+  // Creates the container (state created: runc create done, its process waits for Start)
+  // and returns its id (64 hex). NotFound for an unknown pod or image; FailedPrecondition
+  // for a pod that is not ready.
+  absl::StatusOr<std::string> Create(const std::string& pod_id,
+                                     const container::ContainerSpec& spec,
+                                     const std::string& image_ref);
+  // Runs a created container's process. NotFound for an unknown container,
+  // FailedPrecondition unless it is created.
+  absl::Status Start(const std::string& id);
+  // Signals the container's process (the image's StopSignal, else SIGTERM), waits up to
+  // timeout_seconds for it to exit, then SIGKILLs it. OK for a container already exited.
+  absl::Status Stop(const std::string& id, int64_t timeout_seconds);
+  // Kills the container if needed and deletes its runtime state, rootfs, snapshot,
+  // directory and record. A missing container is OK.
+  absl::Status Remove(const std::string& id);
+
+  absl::StatusOr<std::optional<Container>> Find(const std::string& id_or_prefix);
+  absl::StatusOr<std::vector<Container>> List(const ContainerFilter& filter);
+
+  // Start-up: undoes half-made containers, marks containers whose shim is gone EXITED (with
+  // the recorded exit, or "Unknown" without one), removes directories with no record.
+  absl::Status Recover();
+
+  oci::RuncRuntime& runtime() { return runc_; }
+
+ private:
+  ContainerManager(store::Store& store, sandbox::SandboxManager& pods, images::ImageManager& images,
+                   snapshot::Snapshotter& snapshotter, ContainerManagerOptions options);
+
+  absl::StatusOr<std::string> CreateLocked(const std::string& id, const sandbox::PodSandbox& pod,
+                                           const container::ContainerSpec& spec,
+                                           const images::Image& image);
+  absl::Status RemoveLocked(const std::string& id);
+  // Tears down what Create made; each step tolerates what is already gone.
+  absl::Status Teardown(const std::string& id);
+  absl::StatusOr<std::optional<std::string>> ResolveId(const std::string& id_or_prefix);
+  // The record as a Container, with an exit the shim recorded since folded in (and saved).
+  absl::StatusOr<Container> Refresh(const std::string& id, const nlohmann::json& doc);
+  absl::Status RecordExit(const std::string& id, int exit_code, int64_t finished_at_ns,
+                          const std::string& reason);
+  // Serializes operations on one container.
+  std::shared_ptr<absl::Mutex> LockFor(const std::string& id);
+
+  std::string ContainerDir(const std::string& id) const;
+
+  store::Store& store_;
+  sandbox::SandboxManager& pods_;
+  images::ImageManager& images_;
+  snapshot::Snapshotter& snapshotter_;
+  const ContainerManagerOptions options_;
+  const std::string containers_dir_;
+  oci::RuncRuntime runc_;
+
+  absl::Mutex locks_mu_;
+  std::map<std::string, std::weak_ptr<absl::Mutex>> locks_ ABSL_GUARDED_BY(locks_mu_);
+};
+
+std::string_view ContainerStateName(ContainerState state);
+
+}  // namespace berth::containers
+
+#endif  // BERTH_RUNTIME_CONTAINERS_CONTAINER_MANAGER_H_
