@@ -133,18 +133,17 @@ TEST(DaemonTest, UnservedRpcsAreUnimplementedAndNamed) {
   ASSERT_NE(berthd, nullptr);
   {
     grpc::ClientContext ctx;
-    v1::CreateContainerResponse response;
-    grpc::Status s =
-        berthd->runtime().CreateContainer(&ctx, v1::CreateContainerRequest(), &response);
+    v1::ExecSyncResponse response;
+    grpc::Status s = berthd->runtime().ExecSync(&ctx, v1::ExecSyncRequest(), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("CreateContainer"), std::string::npos) << s.error_message();
+    EXPECT_NE(s.error_message().find("ExecSync"), std::string::npos) << s.error_message();
   }
   {
     grpc::ClientContext ctx;
-    v1::ListContainersResponse response;
-    grpc::Status s = berthd->runtime().ListContainers(&ctx, v1::ListContainersRequest(), &response);
+    v1::ContainerStatsResponse response;
+    grpc::Status s = berthd->runtime().ContainerStats(&ctx, v1::ContainerStatsRequest(), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("RuntimeService/ListContainers"), std::string::npos);
+    EXPECT_NE(s.error_message().find("RuntimeService/ContainerStats"), std::string::npos);
   }
   {
     // A server-streaming RPC.

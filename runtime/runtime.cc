@@ -84,6 +84,20 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
   ASSIGN_OR_RETURN(rt->pods_, sandbox::SandboxManager::Create(
                                   *rt->store_, rt->options_.state_dir + "/pods", handlers));
   RETURN_IF_ERROR(rt->pods_->Recover());
+
+  // Without a shim berth still serves images and pods; CreateContainer then
+  // fails naming the binary it could not run.
+  std::string shim = FindShimBinary(rt->options_.shim_binary).value_or("berth-shim");
+  const RuntimeHandler& handler = rt->options_.handlers.at(rt->options_.default_handler);
+  containers::ContainerManagerOptions container_options{.state_dir = rt->options_.state_dir,
+                                                        .shim_binary = shim};
+  if (absl::StatusOr<std::string> runc = FindExecutable(handler.binary); runc.ok()) {
+    container_options.runc_binary = *runc;
+  }
+  ASSIGN_OR_RETURN(rt->containers_,
+                   containers::ContainerManager::Create(*rt->store_, *rt->pods_, *rt->images_,
+                                                        *rt->snapshotter_, container_options));
+  RETURN_IF_ERROR(rt->containers_->Recover());
   return rt;
 }
 
@@ -129,6 +143,45 @@ absl::StatusOr<FilesystemUsage> Runtime::ImageFsUsage() const {
     usage.inodes_used += du.inodes;
   }
   return usage;
+}
+
+absl::Status Runtime::StopPod(const std::string& pod_id) {
+  ASSIGN_OR_RETURN(std::optional<sandbox::PodSandbox> pod, pods_->Find(pod_id));
+  if (!pod.has_value()) return absl::NotFoundError(StrCat("pod sandbox ", pod_id, " not found"));
+  ASSIGN_OR_RETURN(std::vector<containers::Container> list, containers_->List({.pod_id = pod->id}));
+  for (const containers::Container& c : list) {
+    if (c.state == containers::ContainerState::kRunning) {
+      RETURN_IF_ERROR(containers_->Stop(c.id, /*timeout_seconds=*/10));
+    }
+  }
+  return pods_->Stop(pod->id);
+}
+
+absl::Status Runtime::RemovePod(const std::string& pod_id) {
+  ASSIGN_OR_RETURN(std::optional<sandbox::PodSandbox> pod, pods_->Find(pod_id));
+  if (pod.has_value()) {
+    ASSIGN_OR_RETURN(std::vector<containers::Container> list,
+                     containers_->List({.pod_id = pod->id}));
+    for (const containers::Container& c : list) RETURN_IF_ERROR(containers_->Remove(c.id));
+  }
+  return pods_->Remove(pod_id);
+}
+
+absl::StatusOr<std::string> FindShimBinary(const std::string& configured) {
+  if (!configured.empty()) return FindExecutable(configured);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    std::string self(exe);
+    std::string dir = self.substr(0, self.rfind('/'));
+    for (const std::string& candidate :
+         {self + ".runfiles/berth/runtime/shim/berth-shim", dir + "/../runtime/shim/berth-shim",
+          dir + "/berth-shim"}) {
+      if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+  }
+  return FindExecutable("berth-shim");
 }
 
 absl::StatusOr<std::string> Runtime::PodCidr() const {

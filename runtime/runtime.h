@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/containers/container_manager.h"
 #include "runtime/content/content_store.h"
 #include "runtime/images/image_manager.h"
 #include "runtime/registry/registry_config.h"
@@ -37,6 +38,8 @@ struct RuntimeOptions {
   std::string default_handler;
   std::map<std::string, RuntimeHandler> handlers;
   registry::RegistryConfig registry;
+  // berth-shim; empty: found next to berthd (see FindShimBinary).
+  std::string shim_binary;
 };
 
 // A readiness condition as the CRI Status RPC reports it.
@@ -86,6 +89,13 @@ class Runtime {
   store::Store& store() { return *store_; }
   images::ImageManager& images() { return *images_; }
   sandbox::SandboxManager& pods() { return *pods_; }
+  containers::ContainerManager& containers() { return *containers_; }
+
+  // StopPodSandbox: stops every container of the pod (grace 10 s, as
+  // containerd), then releases the pod. NotFound for an unknown pod.
+  absl::Status StopPod(const std::string& pod_id);
+  // RemovePodSandbox: removes the pod's containers, then the pod. Idempotent.
+  absl::Status RemovePod(const std::string& pod_id);
 
  private:
   Runtime(RuntimeOptions options, store::StorePtr store)
@@ -98,7 +108,13 @@ class Runtime {
   snapshot::SnapshotterPtr snapshotter_;
   std::unique_ptr<images::ImageManager> images_;
   std::unique_ptr<sandbox::SandboxManager> pods_;
+  std::unique_ptr<containers::ContainerManager> containers_;
 };
+
+// The berth-shim binary: `configured` if set, else beside the running
+// berthd (its Bazel runfiles, its bazel-bin neighbour, its own directory),
+// else PATH.
+absl::StatusOr<std::string> FindShimBinary(const std::string& configured);
 
 // Checks "a.b.c.d/n" or "x::y/n" syntax and that no host bits are set.
 absl::Status ValidateCidr(std::string_view cidr);

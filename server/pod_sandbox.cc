@@ -89,7 +89,7 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
 grpc::Status RuntimeServiceImpl::StopPodSandbox(grpc::ServerContext*,
                                                 const v1::StopPodSandboxRequest* request,
                                                 v1::StopPodSandboxResponse*) {
-  absl::Status s = runtime_.pods().Stop(request->pod_sandbox_id());
+  absl::Status s = runtime_.StopPod(request->pod_sandbox_id());
   // Stopping a pod that is already gone succeeds: the kubelet retries stops.
   if (s.code() == absl::StatusCode::kNotFound) return grpc::Status::OK;
   return ToGrpcStatus(s);
@@ -98,7 +98,7 @@ grpc::Status RuntimeServiceImpl::StopPodSandbox(grpc::ServerContext*,
 grpc::Status RuntimeServiceImpl::RemovePodSandbox(grpc::ServerContext*,
                                                   const v1::RemovePodSandboxRequest* request,
                                                   v1::RemovePodSandboxResponse*) {
-  return ToGrpcStatus(runtime_.pods().Remove(request->pod_sandbox_id()));
+  return ToGrpcStatus(runtime_.RemovePod(request->pod_sandbox_id()));
 }
 
 grpc::Status RuntimeServiceImpl::PodSandboxStatus(grpc::ServerContext*,

@@ -1,0 +1,207 @@
+// Containers as the kubelet runs them: a pod, an image pulled from a real
+// registry, a container that prints and exits, one that is stopped, and a
+// pod removal that takes its containers with it and leaves no mount behind.
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "e2e/berthd_fixture.h"
+#include "e2e/fixtures/image_kit.h"
+#include "e2e/fixtures/registry.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace berth::testing {
+namespace {
+
+namespace v1 = ::runtime::v1;
+
+std::vector<std::string> MountsUnder(const std::string& dir) {
+  std::vector<std::string> found;
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devnums, root, mount_point;
+    fields >> id >> parent >> devnums >> root >> mount_point;
+    if (mount_point.rfind(dir + "/", 0) == 0) found.push_back(mount_point);
+  }
+  return found;
+}
+
+class ContainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: containers run through runc";
+    absl::StatusOr<OciImage> busybox = BuildBusyboxImage();
+    ASSERT_TRUE(busybox.ok()) << busybox.status();
+    absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Start();
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    ASSERT_TRUE(registry_->Push(*busybox, "library/busybox", "1.36").ok());
+    absl::StatusOr<std::unique_ptr<BerthdFixture>> berthd = BerthdFixture::Start(
+        {.config_toml = "[registries.\"*\"]\nmirrors = [\"" + registry_->url() + "\"]\n"});
+    ASSERT_TRUE(berthd.ok()) << berthd.status();
+    berthd_ = *std::move(berthd);
+    logs_ = berthd_->dir() + "/logs";
+
+    grpc::ClientContext pull_ctx;
+    v1::PullImageRequest pull;
+    pull.mutable_image()->set_image("busybox:1.36");
+    v1::PullImageResponse pulled;
+    ASSERT_TRUE(berthd_->image().PullImage(&pull_ctx, pull, &pulled).ok());
+
+    pod_config_.mutable_metadata()->set_name("ctr-pod");
+    pod_config_.mutable_metadata()->set_uid("ctr-uid");
+    pod_config_.mutable_metadata()->set_namespace_("default");
+    pod_config_.set_hostname("ctr-pod");
+    pod_config_.set_log_directory(logs_);
+    pod_config_.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        v1::CONTAINER);
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest run;
+    *run.mutable_config() = pod_config_;
+    v1::RunPodSandboxResponse ran;
+    grpc::Status s = berthd_->runtime().RunPodSandbox(&ctx, run, &ran);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    pod_ = ran.pod_sandbox_id();
+  }
+
+  void TearDown() override {
+    if (berthd_ == nullptr || pod_.empty()) return;
+    // Removing the pod removes its containers; nothing berth mounted stays.
+    grpc::ClientContext ctx;
+    v1::RemovePodSandboxRequest request;
+    request.set_pod_sandbox_id(pod_);
+    v1::RemovePodSandboxResponse response;
+    grpc::Status s = berthd_->runtime().RemovePodSandbox(&ctx, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(List().empty());
+    EXPECT_EQ(MountsUnder(berthd_->dir()), std::vector<std::string>{});
+  }
+
+  std::string Create(const std::string& name, const std::vector<std::string>& command) {
+    grpc::ClientContext ctx;
+    v1::CreateContainerRequest request;
+    request.set_pod_sandbox_id(pod_);
+    *request.mutable_sandbox_config() = pod_config_;
+    v1::ContainerConfig* config = request.mutable_config();
+    config->mutable_metadata()->set_name(name);
+    config->mutable_image()->set_image("busybox:1.36");
+    for (const std::string& c : command) config->add_command(c);
+    config->set_log_path(name + ".log");
+    (*config->mutable_labels())["name"] = name;
+    // As the kubelet sends it; POD mode needs berth-pause, which is not there yet.
+    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        v1::CONTAINER);
+    v1::CreateContainerResponse response;
+    grpc::Status s = berthd_->runtime().CreateContainer(&ctx, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response.container_id();
+  }
+
+  grpc::Status Start(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::StartContainerRequest request;
+    request.set_container_id(id);
+    v1::StartContainerResponse response;
+    return berthd_->runtime().StartContainer(&ctx, request, &response);
+  }
+
+  v1::ContainerStatus Status(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::ContainerStatusRequest request;
+    request.set_container_id(id);
+    v1::ContainerStatusResponse response;
+    grpc::Status s = berthd_->runtime().ContainerStatus(&ctx, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response.status();
+  }
+
+  std::vector<v1::Container> List() {
+    grpc::ClientContext ctx;
+    v1::ListContainersResponse response;
+    grpc::Status s =
+        berthd_->runtime().ListContainers(&ctx, v1::ListContainersRequest(), &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return {response.containers().begin(), response.containers().end()};
+  }
+
+  v1::ContainerStatus WaitExited(const std::string& id) {
+    v1::ContainerStatus status;
+    for (int i = 0; i < 500; ++i) {
+      status = Status(id);
+      if (status.state() == v1::CONTAINER_EXITED) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return status;
+  }
+
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<BerthdFixture> berthd_;
+  v1::PodSandboxConfig pod_config_;
+  std::string pod_, logs_;
+};
+
+TEST_F(ContainerTest, RunsToCompletionWithItsExitCodeAndLog) {
+  std::string id = Create("hello", {"sh", "-c", "echo hello; echo oops >&2; exit 3"});
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Status(id).state(), v1::CONTAINER_CREATED);
+  grpc::Status started = Start(id);
+  ASSERT_TRUE(started.ok()) << started.error_message();
+  v1::ContainerStatus status = WaitExited(id);
+  ASSERT_EQ(status.state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(status.exit_code(), 3);
+  EXPECT_EQ(status.reason(), "Error");
+  EXPECT_GT(status.started_at(), 0);
+  EXPECT_GE(status.finished_at(), status.started_at());
+  EXPECT_EQ(status.labels().at("name"), "hello");
+  EXPECT_EQ(status.log_path(), logs_ + "/hello.log");
+
+  std::ifstream log(status.log_path());
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_NE(text.str().find(" stdout F hello\n"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find(" stderr F oops\n"), std::string::npos) << text.str();
+
+  std::vector<v1::Container> all = List();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].pod_sandbox_id(), pod_);
+  EXPECT_EQ(all[0].state(), v1::CONTAINER_EXITED);
+}
+
+TEST_F(ContainerTest, StopEndsALongRunningContainerAndRemoveCleansUp) {
+  std::string id = Create("sleeper", {"sleep", "1000"});
+  ASSERT_TRUE(Start(id).ok());
+  EXPECT_EQ(Status(id).state(), v1::CONTAINER_RUNNING);
+  grpc::ClientContext ctx;
+  v1::StopContainerRequest stop;
+  stop.set_container_id(id);
+  stop.set_timeout(2);
+  v1::StopContainerResponse stopped;
+  ASSERT_TRUE(berthd_->runtime().StopContainer(&ctx, stop, &stopped).ok());
+  v1::ContainerStatus status = Status(id);
+  EXPECT_EQ(status.state(), v1::CONTAINER_EXITED);
+  EXPECT_TRUE(status.exit_code() == 137 || status.exit_code() == 143) << status.exit_code();
+
+  grpc::ClientContext rm_ctx;
+  v1::RemoveContainerRequest remove;
+  remove.set_container_id(id);
+  v1::RemoveContainerResponse removed;
+  ASSERT_TRUE(berthd_->runtime().RemoveContainer(&rm_ctx, remove, &removed).ok());
+  EXPECT_TRUE(List().empty());
+}
+
+TEST_F(ContainerTest, KillNineLeavesTheContainerRunningAndRestartAdoptsIt) {
+  std::string id = Create("survivor", {"sleep", "1000"});
+  ASSERT_TRUE(Start(id).ok());
+  berthd_->Kill9();
+  ASSERT_TRUE(berthd_->Restart().ok());
+  EXPECT_EQ(Status(id).state(), v1::CONTAINER_RUNNING);
+  // TearDown removes the pod, which stops and removes the adopted container.
+}
+
+}  // namespace
+}  // namespace berth::testing
