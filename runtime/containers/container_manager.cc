@@ -460,11 +460,13 @@ absl::Status ContainerManager::Start(const std::string& id_or_prefix) {
     return absl::FailedPreconditionError(StrCat(
         "container ", *id, " is ", ContainerStateName(c->state), ", not CREATED; cannot start it"));
   }
+  // Taken before runc start: a process that exits at once is recorded by the
+  // shim before runc returns, and started_at must not come after finished_at.
+  const int64_t now = NowNanos();
   absl::Status started = runc_.Start(*id);
   if (!started.ok()) {
     return absl::Status(started.code(), StrCat("start container ", *id, ": ", started.message()));
   }
-  const int64_t now = NowNanos();
   return store_.Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(std::optional<json> doc, tx.Get(Kind::kContainer, *id));
     if (!doc.has_value()) return absl::OkStatus();

@@ -132,7 +132,9 @@ class ContainerManagerTest : public ::testing::Test {
         }
       }
     }
-    if (pods_ != nullptr && !pod_id_.empty()) EXPECT_TRUE(pods_->Remove(pod_id_).ok());
+    if (pods_ != nullptr && !pod_id_.empty()) {
+      EXPECT_TRUE(pods_->Remove(pod_id_).ok());
+    }
     containers_.reset();
     pods_.reset();
     images_.reset();
