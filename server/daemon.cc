@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "runtime/base/ids.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 #include "runtime/store/sqlite_store.h"
@@ -29,12 +30,6 @@ absl::Status MakeDir(const std::string& path, const char* what) {
   // data. A directory the operator made is left as it is.
   if (created) chmod(path.c_str(), 0711);
   return absl::OkStatus();
-}
-
-int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "runtime/base/ids.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 #include "runtime/container/spec_builder.h"
@@ -32,24 +33,6 @@ constexpr char kExited[] = "exited";
 
 // How long a container's process and its shim get to go away once SIGKILLed.
 constexpr absl::Duration kKillWait = absl::Seconds(10);
-
-std::string NewId() {
-  std::random_device random;
-  static const char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (int i = 0; i < 32; ++i) {
-    unsigned byte = random() & 0xff;
-    id += kHex[byte >> 4];
-    id += kHex[byte & 15];
-  }
-  return id;
-}
-
-int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 ContainerState StateFromName(const std::string& name) {
   if (name == kCreated) return ContainerState::kCreated;
@@ -236,7 +219,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const std::string& pod_id,
   if (!image.has_value()) {
     return absl::NotFoundError(StrCat("image ", image_ref, " not found"));
   }
-  std::string id = NewId();
+  std::string id = NewObjectId();
   std::shared_ptr<absl::Mutex> mu = LockFor(id);
   absl::MutexLock lock(mu.get());
   absl::StatusOr<std::string> made = CreateLocked(id, *pod, spec, *image);

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "runtime/base/ids.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 #include "runtime/sandbox/namespace_pins.h"
@@ -23,24 +24,6 @@ using store::Kind;
 constexpr char kCreating[] = "creating";
 constexpr char kReady[] = "ready";
 constexpr char kNotReady[] = "notready";
-
-std::string NewId() {
-  std::random_device random;
-  static const char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (int i = 0; i < 32; ++i) {
-    unsigned byte = random() & 0xff;
-    id += kHex[byte >> 4];
-    id += kHex[byte & 15];
-  }
-  return id;
-}
-
-int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 json ToJson(const container::PodSpec& spec) {
   json ports = json::array();
@@ -259,7 +242,7 @@ absl::StatusOr<std::string> SandboxManager::Run(const container::PodSpec& spec) 
     }
     creating_.insert(name);
   }
-  std::string id = NewId();
+  std::string id = NewObjectId();
   absl::StatusOr<std::string> made = Create(spec, id);
   absl::MutexLock lock(&mu_);
   creating_.erase(name);
