@@ -3,6 +3,7 @@
 // pod removal that takes its containers with it and leaves no mount behind.
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -58,6 +59,9 @@ class ContainerTest : public ::testing::Test {
     pod_config_.mutable_metadata()->set_namespace_("default");
     pod_config_.set_hostname("ctr-pod");
     pod_config_.set_log_directory(logs_);
+    // A parent of our own, so the test can check that it leaves no cgroup.
+    cgroup_parent_ = "/berth-e2e-" + std::to_string(getpid());
+    pod_config_.mutable_linux()->set_cgroup_parent(cgroup_parent_);
     pod_config_.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
         v1::CONTAINER);
     grpc::ClientContext ctx;
@@ -80,6 +84,15 @@ class ContainerTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     EXPECT_TRUE(List().empty());
     EXPECT_EQ(MountsUnder(berthd_->dir()), std::vector<std::string>{});
+    // runc removed each container's cgroup; only our empty parent may remain.
+    for (const auto& hierarchy : std::filesystem::directory_iterator("/sys/fs/cgroup")) {
+      std::string parent = hierarchy.path().string() + cgroup_parent_;
+      std::error_code ec;
+      for (const auto& child : std::filesystem::directory_iterator(parent, ec)) {
+        if (child.is_directory()) ADD_FAILURE() << "cgroup left behind: " << child.path();
+      }
+      rmdir(parent.c_str());
+    }
   }
 
   std::string Create(const std::string& name, const std::vector<std::string>& command) {
@@ -142,7 +155,7 @@ class ContainerTest : public ::testing::Test {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<BerthdFixture> berthd_;
   v1::PodSandboxConfig pod_config_;
-  std::string pod_, logs_;
+  std::string pod_, logs_, cgroup_parent_;
 };
 
 TEST_F(ContainerTest, RunsToCompletionWithItsExitCodeAndLog) {
