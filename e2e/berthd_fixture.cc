@@ -98,8 +98,7 @@ std::string Tail(const std::string& text, size_t lines) {
 
 }  // namespace
 
-void RemoveTree(const std::string& dir) {
-  if (dir.empty()) return;
+std::vector<std::string> MountsUnder(const std::string& dir) {
   std::vector<std::string> mounts;
   std::ifstream mountinfo("/proc/self/mountinfo");
   std::string line;
@@ -109,6 +108,12 @@ void RemoveTree(const std::string& dir) {
     fields >> id >> parent >> devnums >> root >> mount_point;
     if (mount_point == dir || mount_point.rfind(dir + "/", 0) == 0) mounts.push_back(mount_point);
   }
+  return mounts;
+}
+
+void RemoveTree(const std::string& dir) {
+  if (dir.empty()) return;
+  std::vector<std::string> mounts = MountsUnder(dir);
   // Deepest first, so a parent is never busy because of a child.
   std::sort(mounts.begin(), mounts.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });

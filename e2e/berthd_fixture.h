@@ -95,6 +95,9 @@ class BerthdFixture {
   std::unique_ptr<berth::v1::Berth::Stub> berth_;
 };
 
+// Mount points at or below dir, from this process's mount table.
+std::vector<std::string> MountsUnder(const std::string& dir);
+
 // Detaches every mount at or below dir (deepest first), then removes dir.
 void RemoveTree(const std::string& dir);
 

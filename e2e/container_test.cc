@@ -19,19 +19,6 @@ namespace {
 
 namespace v1 = ::runtime::v1;
 
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> found;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devnums, root, mount_point;
-    fields >> id >> parent >> devnums >> root >> mount_point;
-    if (mount_point.rfind(dir + "/", 0) == 0) found.push_back(mount_point);
-  }
-  return found;
-}
-
 class ContainerTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -41,20 +41,6 @@ v1::PodSandboxConfig PodConfig(const std::string& name, const std::string& uid =
   return config;
 }
 
-// Mount points at or below dir, from this process's mount table.
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> found;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devnums, root, mount_point;
-    fields >> id >> parent >> devnums >> root >> mount_point;
-    if (mount_point.rfind(dir + "/", 0) == 0) found.push_back(mount_point);
-  }
-  return found;
-}
-
 // What a process inside the pod's namespaces sees: hostname and whether lo is up.
 std::pair<std::string, bool> LookInside(const std::string& netns, const std::string& utsns) {
   int out[2];

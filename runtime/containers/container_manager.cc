@@ -359,21 +359,7 @@ absl::Status ContainerManager::RemoveLocked(const std::string& id) {
 
 absl::StatusOr<std::optional<std::string>> ContainerManager::ResolveId(
     const std::string& id_or_prefix) {
-  if (id_or_prefix.empty()) return absl::InvalidArgumentError("container id is empty");
-  std::vector<store::Record> matches;
-  RETURN_IF_ERROR(store_.View([&](const store::ReadTransaction& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(matches, tx.List(Kind::kContainer, id_or_prefix));
-    return absl::OkStatus();
-  }));
-  if (matches.empty()) return std::nullopt;
-  for (const store::Record& r : matches) {
-    if (r.id == id_or_prefix) return r.id;
-  }
-  if (matches.size() > 1) {
-    return absl::InvalidArgumentError(
-        StrCat("container id prefix \"", id_or_prefix, "\" is ambiguous"));
-  }
-  return matches[0].id;
+  return store::ResolveIdPrefix(store_, Kind::kContainer, id_or_prefix, "container");
 }
 
 absl::Status ContainerManager::RecordExit(const std::string& id, int exit_code,

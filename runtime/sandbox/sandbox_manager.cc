@@ -310,21 +310,7 @@ absl::StatusOr<std::string> SandboxManager::Create(const container::PodSpec& spe
 
 absl::StatusOr<std::optional<std::string>> SandboxManager::ResolveId(
     const std::string& id_or_prefix) {
-  if (id_or_prefix.empty()) return absl::InvalidArgumentError("pod sandbox id is empty");
-  std::vector<store::Record> matches;
-  RETURN_IF_ERROR(store_.View([&](const store::ReadTransaction& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(matches, tx.List(Kind::kPod, id_or_prefix));
-    return absl::OkStatus();
-  }));
-  if (matches.empty()) return std::nullopt;
-  for (const store::Record& r : matches) {
-    if (r.id == id_or_prefix) return r.id;
-  }
-  if (matches.size() > 1) {
-    return absl::InvalidArgumentError(
-        StrCat("pod sandbox id prefix \"", id_or_prefix, "\" is ambiguous"));
-  }
-  return matches[0].id;
+  return store::ResolveIdPrefix(store_, Kind::kPod, id_or_prefix, "pod sandbox");
 }
 
 absl::StatusOr<std::optional<PodSandbox>> SandboxManager::Find(const std::string& id_or_prefix) {

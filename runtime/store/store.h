@@ -118,6 +118,14 @@ class Store {
 
 using StorePtr = std::unique_ptr<Store>;
 
+// Resolves an id the way crictl users type them: the exact id, or a prefix
+// that only one record of `kind` has. nullopt when none matches;
+// InvalidArgument for an empty or ambiguous prefix. `what` names the object
+// in messages ("pod sandbox", "container").
+absl::StatusOr<std::optional<std::string>> ResolveIdPrefix(Store& store, Kind kind,
+                                                           const std::string& id_or_prefix,
+                                                           std::string_view what);
+
 }  // namespace berth::store
 
 #endif  // BERTH_RUNTIME_STORE_STORE_H_
