@@ -81,19 +81,32 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
   RETURN_IF_ERROR(rt->images_->CollectGarbage());
   std::set<std::string> handlers = {""};
   for (const auto& [name, handler] : rt->options_.handlers) handlers.insert(name);
-  ASSIGN_OR_RETURN(rt->pods_, sandbox::SandboxManager::Create(
-                                  *rt->store_, rt->options_.state_dir + "/pods", handlers));
-  RETURN_IF_ERROR(rt->pods_->Recover());
 
-  // Without a shim berth still serves images and pods; CreateContainer then
-  // fails naming the binary it could not run.
-  std::string shim = FindShimBinary(rt->options_.shim_binary).value_or("berth-shim");
+  ASSIGN_OR_RETURN(std::string shim,
+                   FindHelperBinary("berth-shim", "runtime/shim", rt->options_.shim_binary));
+  ASSIGN_OR_RETURN(std::string pause,
+                   FindHelperBinary("berth-pause", "runtime/pause", rt->options_.pause_binary));
   const RuntimeHandler& handler = rt->options_.handlers.at(rt->options_.default_handler);
   containers::ContainerManagerOptions container_options{.state_dir = rt->options_.state_dir,
                                                         .shim_binary = shim};
+  // A missing runtime binary is reported by Status (RuntimeReady false).
   if (absl::StatusOr<std::string> runc = FindExecutable(handler.binary); runc.ok()) {
     container_options.runc_binary = *runc;
   }
+  ASSIGN_OR_RETURN(rt->infra_,
+                   sandbox::PauseInfra::Create(
+                       {.state_dir = rt->options_.state_dir,
+                        .pause_binary = pause,
+                        .shim_binary = shim,
+                        .runc = {.name = handler.name,
+                                 .binary = container_options.runc_binary,
+                                 .root = rt->options_.state_dir + "/runtimes/runc"},
+                        .default_cgroup_parent = container_options.default_cgroup_parent,
+                        .min_oom_score_adj = container_options.min_oom_score_adj}));
+  ASSIGN_OR_RETURN(rt->pods_,
+                   sandbox::SandboxManager::Create(*rt->store_, rt->options_.state_dir + "/pods",
+                                                   handlers, rt->infra_.get()));
+  RETURN_IF_ERROR(rt->pods_->Recover());
   ASSIGN_OR_RETURN(rt->containers_,
                    containers::ContainerManager::Create(*rt->store_, *rt->pods_, *rt->images_,
                                                         *rt->snapshotter_, container_options));
@@ -167,7 +180,8 @@ absl::Status Runtime::RemovePod(const std::string& pod_id) {
   return pods_->Remove(pod_id);
 }
 
-absl::StatusOr<std::string> FindShimBinary(const std::string& configured) {
+absl::StatusOr<std::string> FindHelperBinary(const std::string& name, const std::string& package,
+                                             const std::string& configured) {
   if (!configured.empty()) return FindExecutable(configured);
   char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -176,12 +190,12 @@ absl::StatusOr<std::string> FindShimBinary(const std::string& configured) {
     std::string self(exe);
     std::string dir = self.substr(0, self.rfind('/'));
     for (const std::string& candidate :
-         {self + ".runfiles/berth/runtime/shim/berth-shim", dir + "/../runtime/shim/berth-shim",
-          dir + "/berth-shim"}) {
+         {StrCat(self, ".runfiles/berth/", package, "/", name),
+          StrCat(dir, "/../", package, "/", name), StrCat(dir, "/", name)}) {
       if (access(candidate.c_str(), X_OK) == 0) return candidate;
     }
   }
-  return FindExecutable("berth-shim");
+  return FindExecutable(name);
 }
 
 absl::StatusOr<std::string> Runtime::PodCidr() const {

@@ -38,8 +38,10 @@ struct RuntimeOptions {
   std::string default_handler;
   std::map<std::string, RuntimeHandler> handlers;
   registry::RegistryConfig registry;
-  // berth-shim; empty: found next to berthd (see FindShimBinary).
+  // berth-shim and berth-pause; empty: found next to berthd (see
+  // FindHelperBinary).
   std::string shim_binary;
+  std::string pause_binary;
 };
 
 // A readiness condition as the CRI Status RPC reports it.
@@ -107,14 +109,16 @@ class Runtime {
   std::unique_ptr<content::ContentStore> content_;
   snapshot::SnapshotterPtr snapshotter_;
   std::unique_ptr<images::ImageManager> images_;
+  std::unique_ptr<sandbox::PauseInfra> infra_;
   std::unique_ptr<sandbox::SandboxManager> pods_;
   std::unique_ptr<containers::ContainerManager> containers_;
 };
 
-// The berth-shim binary: `configured` if set, else beside the running
-// berthd (its Bazel runfiles, its bazel-bin neighbour, its own directory),
-// else PATH.
-absl::StatusOr<std::string> FindShimBinary(const std::string& configured);
+// A helper binary berth ships (berth-shim in runtime/shim, berth-pause in
+// runtime/pause): `configured` if set, else beside the running berthd (its
+// Bazel runfiles, its bazel-bin neighbour, its own directory), else PATH.
+absl::StatusOr<std::string> FindHelperBinary(const std::string& name, const std::string& package,
+                                             const std::string& configured);
 
 // Checks "a.b.c.d/n" or "x::y/n" syntax and that no host bits are set.
 absl::Status ValidateCidr(std::string_view cidr);

@@ -118,21 +118,6 @@ absl::Status WriteFile(const std::string& path, const std::string& content, mode
 
 std::string ShimDir(const std::string& dir) { return dir + "/shim"; }
 
-// Waits until the shim of `shim_dir` is gone; SIGKILLs it after `timeout`.
-void ReapShim(const std::string& shim_dir, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (shim::ShimAlive(shim_dir) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  if (!shim::ShimAlive(shim_dir)) return;
-  absl::StatusOr<pid_t> pid = shim::ReadShimPid(shim_dir);
-  if (pid.ok() && *pid > 0) kill(*pid, SIGKILL);
-  deadline = absl::Now() + absl::Seconds(2);
-  while (shim::ShimAlive(shim_dir) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
 bool IsGone(const absl::Status& status) {
   return status.ok() || absl::IsNotFound(status) || absl::IsFailedPrecondition(status);
 }
@@ -280,6 +265,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(const std::string& id
     ctx.hosts_path = pod.dir + "/hosts";
     ctx.resolv_conf_path = pod.dir + "/resolv.conf";
     if (!pod.ipcns.empty()) ctx.shm_path = pod.dir + "/shm";
+    ctx.pod_pid_ns_path = pod.pidns;
     ctx.cgroups_path = StrCat(
         pod.spec.cgroup_parent.empty() ? options_.default_cgroup_parent : pod.spec.cgroup_parent,
         "/", id);
@@ -336,7 +322,7 @@ absl::Status ContainerManager::Teardown(const std::string& id) {
   const std::string dir = ContainerDir(id);
   absl::Status deleted = runc_.Delete(id, /*force=*/true);
   if (!IsGone(deleted)) return deleted;
-  ReapShim(ShimDir(dir), kKillWait);
+  shim::ReapShim(ShimDir(dir), kKillWait);
   RETURN_IF_ERROR(snapshot::UnmountAll(dir + "/rootfs"));
   RETURN_IF_ERROR(store_.Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(std::optional<json> doc, tx.Get(Kind::kContainer, id));

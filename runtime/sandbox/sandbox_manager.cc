@@ -105,6 +105,8 @@ PodSandbox FromRecord(const std::string& id, const json& doc, const std::string&
   pod.netns = doc.value("netns", "");
   pod.ipcns = doc.value("ipcns", "");
   pod.utsns = doc.value("utsns", "");
+  pod.infra_pid = doc.value("infra_pid", 0);
+  if (pod.infra_pid > 0) pod.pidns = StrCat("/proc/", pod.infra_pid, "/ns/pid");
   return pod;
 }
 
@@ -197,16 +199,20 @@ std::string PodName(const container::PodSpec& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Create(
-    store::Store& store, std::string pods_dir, std::set<std::string> handlers) {
+    store::Store& store, std::string pods_dir, std::set<std::string> handlers,
+    PauseInfra* infra) {
   std::error_code ec;
   std::filesystem::create_directories(pods_dir, ec);
   if (ec) return absl::InternalError(StrCat("create ", pods_dir, ": ", ec.message()));
   chmod(pods_dir.c_str(), 0700);
   return std::unique_ptr<SandboxManager>(
-      new SandboxManager(store, std::move(pods_dir), std::move(handlers)));
+      new SandboxManager(store, std::move(pods_dir), std::move(handlers), infra));
 }
 
 absl::Status SandboxManager::Release(const std::string& dir) {
+  if (infra_ != nullptr) {
+    RETURN_IF_ERROR(infra_->Stop(std::filesystem::path(dir).filename(), dir));
+  }
   RETURN_IF_ERROR(UnpinNamespaces(dir + "/ns"));
   std::string shm = dir + "/shm";
   // Detach until nothing is mounted there (a crash could have left two).
@@ -286,8 +292,19 @@ absl::StatusOr<std::string> SandboxManager::Create(const container::PodSpec& spe
       }
     }
     RETURN_IF_ERROR(WritePodFiles(spec, dir, host_net));
-    return json{{"state", kReady},   {"spec", ToJson(spec)}, {"created_at", created_at},
-                {"netns", pins.net}, {"ipcns", pins.ipc},    {"utsns", pins.uts}};
+    json ready = {{"state", kReady},   {"spec", ToJson(spec)}, {"created_at", created_at},
+                  {"netns", pins.net}, {"ipcns", pins.ipc},    {"utsns", pins.uts}};
+    if (ns.pid == container::NamespaceMode::kPod && infra_ != nullptr) {
+      PodSandbox pod{.id = id,
+                     .spec = spec,
+                     .dir = dir,
+                     .netns = pins.net,
+                     .ipcns = pins.ipc,
+                     .utsns = pins.uts};
+      ASSIGN_OR_RETURN(int infra_pid, infra_->Start(pod));
+      ready["infra_pid"] = infra_pid;
+    }
+    return ready;
   };
   absl::StatusOr<json> ready = build();
   absl::Status status = ready.status();
@@ -392,6 +409,9 @@ absl::Status SandboxManager::Recover() {
     for (const char* key : {"netns", "ipcns", "utsns"}) {
       std::string pin = r.doc.value(key, "");
       if (!pin.empty() && !IsPinned(pin)) intact = false;
+    }
+    if (r.doc.value("infra_pid", 0) > 0 && infra_ != nullptr && !infra_->Alive(dir)) {
+      intact = false;
     }
     if (!intact) {
       // The state dir is a tmpfs: after a reboot the namespaces are gone.

@@ -9,8 +9,10 @@
 //
 // A pod owns <pods dir>/<id>/: ns/{net,ipc,uts} (pinned namespaces, unless
 // the pod uses the node's), shm (a tmpfs for /dev/shm), hostname, hosts and
-// resolv.conf (bind-mounted into its containers). No pause process runs for
-// it: the namespaces are pinned by bind mounts (namespace_pins.h).
+// resolv.conf (bind-mounted into its containers). The namespaces are pinned
+// by bind mounts (namespace_pins.h), so no process is needed to hold them;
+// only a pod whose containers share a PID namespace (NamespaceMode POD) gets
+// an infra process, berth-pause (pause_infra.h), under <id>/infra.
 //
 // Records (store Kind::kPod) go through three states: "creating" (written
 // before anything is made, so a crash mid-way is found and undone by
@@ -31,21 +33,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/container/container_spec.h"
+#include "runtime/sandbox/pause_infra.h"
+#include "runtime/sandbox/pod_sandbox.h"
 #include "runtime/store/store.h"
 
 namespace berth::sandbox {
-
-enum class PodState { kReady, kNotReady };
-
-struct PodSandbox {
-  std::string id;
-  container::PodSpec spec;
-  PodState state = PodState::kNotReady;
-  int64_t created_at_ns = 0;
-  std::string dir;  // <pods dir>/<id>
-  // Namespace paths for the OCI spec: a pinned file, or "" for the node's.
-  std::string netns, ipcns, utsns;
-};
 
 struct PodFilter {
   std::string id;  // exact id or a unique prefix
@@ -56,9 +48,12 @@ struct PodFilter {
 class SandboxManager {
  public:
   // handlers: the configured runtime handler names ("" means the default).
+  // infra runs the infra process of pods with a shared PID namespace; null:
+  // such pods get none (and containers that need it cannot be created).
   static absl::StatusOr<std::unique_ptr<SandboxManager>> Create(store::Store& store,
                                                                 std::string pods_dir,
-                                                                std::set<std::string> handlers);
+                                                                std::set<std::string> handlers,
+                                                                PauseInfra* infra = nullptr);
 
   // Makes the pod and returns its id (64 hex). InvalidArgument for bad
   // metadata or an unknown runtime handler.
@@ -74,12 +69,17 @@ class SandboxManager {
   absl::StatusOr<std::vector<PodSandbox>> List(const PodFilter& filter);
 
   // Start-up: undoes half-made pods, removes directories with no record,
-  // marks pods whose pins vanished (a reboot emptied the state dir) NOTREADY.
+  // marks pods whose pins or infra process vanished (a reboot emptied the
+  // state dir, someone killed berth-pause) NOTREADY.
   absl::Status Recover();
 
  private:
-  SandboxManager(store::Store& store, std::string pods_dir, std::set<std::string> handlers)
-      : store_(store), pods_dir_(std::move(pods_dir)), handlers_(std::move(handlers)) {}
+  SandboxManager(store::Store& store, std::string pods_dir, std::set<std::string> handlers,
+                 PauseInfra* infra)
+      : store_(store),
+        pods_dir_(std::move(pods_dir)),
+        handlers_(std::move(handlers)),
+        infra_(infra) {}
 
   absl::StatusOr<std::string> Create(const container::PodSpec& spec, const std::string& id);
   absl::Status Release(const std::string& dir);
@@ -88,6 +88,7 @@ class SandboxManager {
   store::Store& store_;
   const std::string pods_dir_;
   const std::set<std::string> handlers_;
+  PauseInfra* const infra_;
 
   // RunPodSandbox calls in flight, by pod name: a retry waits for the first.
   absl::Mutex mu_;

@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
@@ -218,6 +219,16 @@ bool ShimAlive(const std::string& state_dir) {
   std::string wanted =
       StrCat(std::string_view("\0--state-dir\0", 13), state_dir, std::string_view("\0", 1));
   return cmdline->find(wanted) != std::string::npos;
+}
+
+void ReapShim(const std::string& state_dir, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (ShimAlive(state_dir) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  if (!ShimAlive(state_dir)) return;
+  absl::StatusOr<pid_t> pid = ReadShimPid(state_dir);
+  if (pid.ok() && *pid > 0) kill(*pid, SIGKILL);
+  deadline = absl::Now() + absl::Seconds(2);
+  while (ShimAlive(state_dir) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
 }
 
 absl::StatusOr<ExitStatus> ReadExitFile(const std::string& state_dir) {

@@ -97,6 +97,10 @@ absl::StatusOr<pid_t> ReadInitPid(const std::string& state_dir);
 // started for this state directory (a recycled pid does not count).
 bool ShimAlive(const std::string& state_dir);
 
+// Waits until the shim of `state_dir` is gone (its container was killed or deleted);
+// SIGKILLs it after `timeout`. Returns at once when no shim runs.
+void ReapShim(const std::string& state_dir, absl::Duration timeout);
+
 // Asks the shim to reopen the CRI log file (after the caller renamed it away) and waits
 // until it has: the ReopenContainerLog RPC.
 absl::Status ReopenLog(const std::string& state_dir, absl::Duration timeout = absl::Seconds(5));
