@@ -111,6 +111,37 @@ std::vector<std::string> MountsUnder(const std::string& dir) {
   return mounts;
 }
 
+std::vector<std::string> LeakCensus(const std::string& dir) {
+  std::vector<std::string> leaks;
+  for (const std::string& m : MountsUnder(dir)) leaks.push_back("mount " + m);
+  std::error_code ec;
+  for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = proc.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(proc.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    // berthd itself names its config file under dir; it is not a leak.
+    if (cmdline.find(dir + "/") == std::string::npos || cmdline.find("berthd") != std::string::npos) {
+      continue;
+    }
+    leaks.push_back(StrCat("process ", pid, ": ", cmdline));
+  }
+  // runc keeps one directory per container in its --root.
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    if (it.depth() > 4) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    const std::filesystem::path& path = it->path();
+    if (path.filename() == "state.json" && path.parent_path().parent_path().filename() == "runc") {
+      leaks.push_back("runc container " + path.parent_path().string());
+    }
+  }
+  return leaks;
+}
+
 void RemoveTree(const std::string& dir) {
   if (dir.empty()) return;
   std::vector<std::string> mounts = MountsUnder(dir);

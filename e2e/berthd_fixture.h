@@ -98,6 +98,12 @@ class BerthdFixture {
 // Mount points at or below dir, from this process's mount table.
 std::vector<std::string> MountsUnder(const std::string& dir);
 
+// What a berthd under `dir` (its root and state dirs) left behind once every pod is
+// gone, one line per leak: mounts (rootfs, namespace pins, shm), processes whose command
+// line names the dir (berth-shim, and through its shim each berth-pause), and runc
+// containers in its runtime state roots. Empty when clean.
+std::vector<std::string> LeakCensus(const std::string& dir);
+
 // Detaches every mount at or below dir (deepest first), then removes dir.
 void RemoveTree(const std::string& dir);
 

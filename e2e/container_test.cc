@@ -62,15 +62,18 @@ class ContainerTest : public ::testing::Test {
 
   void TearDown() override {
     if (berthd_ == nullptr || pod_.empty()) return;
-    // Removing the pod removes its containers; nothing berth mounted stays.
-    grpc::ClientContext ctx;
-    v1::RemovePodSandboxRequest request;
-    request.set_pod_sandbox_id(pod_);
-    v1::RemovePodSandboxResponse response;
-    grpc::Status s = berthd_->runtime().RemovePodSandbox(&ctx, request, &response);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    // Removing a pod removes its containers; nothing berth made stays.
+    extra_pods_.push_back(pod_);
+    for (const std::string& pod : extra_pods_) {
+      grpc::ClientContext ctx;
+      v1::RemovePodSandboxRequest request;
+      request.set_pod_sandbox_id(pod);
+      v1::RemovePodSandboxResponse response;
+      grpc::Status s = berthd_->runtime().RemovePodSandbox(&ctx, request, &response);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+    }
     EXPECT_TRUE(List().empty());
-    EXPECT_EQ(MountsUnder(berthd_->dir()), std::vector<std::string>{});
+    EXPECT_EQ(LeakCensus(berthd_->dir()), std::vector<std::string>{});
     // runc removed each container's cgroup; only our empty parent may remain.
     for (const auto& hierarchy : std::filesystem::directory_iterator("/sys/fs/cgroup")) {
       std::string parent = hierarchy.path().string() + cgroup_parent_;
@@ -82,10 +85,29 @@ class ContainerTest : public ::testing::Test {
     }
   }
 
-  std::string Create(const std::string& name, const std::vector<std::string>& command) {
+  // A second pod whose containers share its PID namespace (berth-pause is PID 1).
+  std::string RunSharedPidPod() {
+    v1::PodSandboxConfig config = pod_config_;
+    config.mutable_metadata()->set_name("shared-pid-pod");
+    config.mutable_metadata()->set_uid("shared-pid-uid");
+    config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        v1::POD);
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest run;
+    *run.mutable_config() = config;
+    v1::RunPodSandboxResponse ran;
+    grpc::Status s = berthd_->runtime().RunPodSandbox(&ctx, run, &ran);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    extra_pods_.push_back(ran.pod_sandbox_id());
+    return ran.pod_sandbox_id();
+  }
+
+  std::string Create(const std::string& name, const std::vector<std::string>& command,
+                     const std::string& pod = "",
+                     v1::NamespaceMode pid_mode = v1::CONTAINER) {
     grpc::ClientContext ctx;
     v1::CreateContainerRequest request;
-    request.set_pod_sandbox_id(pod_);
+    request.set_pod_sandbox_id(pod.empty() ? pod_ : pod);
     *request.mutable_sandbox_config() = pod_config_;
     v1::ContainerConfig* config = request.mutable_config();
     config->mutable_metadata()->set_name(name);
@@ -93,9 +115,8 @@ class ContainerTest : public ::testing::Test {
     for (const std::string& c : command) config->add_command(c);
     config->set_log_path(name + ".log");
     (*config->mutable_labels())["name"] = name;
-    // As the kubelet sends it; POD mode needs berth-pause, which is not there yet.
     config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
-        v1::CONTAINER);
+        pid_mode);
     v1::CreateContainerResponse response;
     grpc::Status s = berthd_->runtime().CreateContainer(&ctx, request, &response);
     EXPECT_TRUE(s.ok()) << s.error_message();
@@ -129,6 +150,16 @@ class ContainerTest : public ::testing::Test {
     return {response.containers().begin(), response.containers().end()};
   }
 
+  grpc::Status ExecSync(const std::string& id, const std::vector<std::string>& cmd,
+                        int64_t timeout, v1::ExecSyncResponse* response) {
+    grpc::ClientContext ctx;
+    v1::ExecSyncRequest request;
+    request.set_container_id(id);
+    for (const std::string& c : cmd) request.add_cmd(c);
+    request.set_timeout(timeout);
+    return berthd_->runtime().ExecSync(&ctx, request, response);
+  }
+
   v1::ContainerStatus WaitExited(const std::string& id) {
     v1::ContainerStatus status;
     for (int i = 0; i < 500; ++i) {
@@ -143,6 +174,7 @@ class ContainerTest : public ::testing::Test {
   std::unique_ptr<BerthdFixture> berthd_;
   v1::PodSandboxConfig pod_config_;
   std::string pod_, logs_, cgroup_parent_;
+  std::vector<std::string> extra_pods_;
 };
 
 TEST_F(ContainerTest, RunsToCompletionWithItsExitCodeAndLog) {
@@ -201,6 +233,113 @@ TEST_F(ContainerTest, KillNineLeavesTheContainerRunningAndRestartAdoptsIt) {
   ASSERT_TRUE(berthd_->Restart().ok());
   EXPECT_EQ(Status(id).state(), v1::CONTAINER_RUNNING);
   // TearDown removes the pod, which stops and removes the adopted container.
+}
+
+TEST_F(ContainerTest, ExecSyncKeepsStdoutAndStderrApartAndReturnsTheExitCode) {
+  std::string id = Create("exec-target", {"sleep", "1000"});
+  ASSERT_TRUE(Start(id).ok());
+  v1::ExecSyncResponse response;
+  grpc::Status s = ExecSync(id, {"sh", "-c", "echo out; echo err >&2; exit 7"}, 10, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.stdout(), "out\n");
+  EXPECT_EQ(response.stderr(), "err\n");
+  EXPECT_EQ(response.exit_code(), 7);
+
+  // The exec runs with the container's own settings: its user, cwd and environment.
+  ASSERT_TRUE(ExecSync(id, {"sh", "-c", "id -u; pwd; echo $PATH"}, 10, &response).ok());
+  EXPECT_EQ(response.stdout().substr(0, 2), "0\n") << response.stdout();
+  EXPECT_NE(response.stdout().find("/bin"), std::string::npos) << response.stdout();
+
+  s = ExecSync(id, {}, 10, &response);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT) << s.error_message();
+}
+
+TEST_F(ContainerTest, ExecSyncTimeoutKillsTheProcess) {
+  std::string id = Create("exec-timeout", {"sleep", "1000"});
+  ASSERT_TRUE(Start(id).ok());
+  v1::ExecSyncResponse response;
+  grpc::Status s = ExecSync(id, {"sleep", "4321"}, 1, &response);
+  EXPECT_EQ(s.error_code(), grpc::DEADLINE_EXCEEDED) << s.error_message();
+  // As critest checks: nothing of the timed-out command is left in the container.
+  s = ExecSync(id, {"sh", "-c", "ps -o args | grep '^sleep 4321' || true"}, 10, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.stdout(), "");
+}
+
+TEST_F(ContainerTest, ExecSyncInAContainerThatIsNotRunningFails) {
+  std::string id = Create("exec-created", {"sleep", "1000"});
+  v1::ExecSyncResponse response;
+  grpc::Status s = ExecSync(id, {"true"}, 10, &response);
+  EXPECT_EQ(s.error_code(), grpc::FAILED_PRECONDITION) << s.error_message();
+  s = ExecSync("no-such-container", {"true"}, 10, &response);
+  EXPECT_EQ(s.error_code(), grpc::NOT_FOUND) << s.error_message();
+}
+
+TEST_F(ContainerTest, SharedPidNamespaceHasBerthPauseAsPidOne) {
+  std::string pod = RunSharedPidPod();
+  ASSERT_FALSE(pod.empty());
+  std::string first = Create("first", {"sleep", "1000"}, pod, v1::POD);
+  std::string second = Create("second", {"sleep", "2000"}, pod, v1::POD);
+  ASSERT_TRUE(Start(first).ok());
+  ASSERT_TRUE(Start(second).ok());
+  v1::ExecSyncResponse response;
+  ASSERT_TRUE(ExecSync(first, {"cat", "/proc/1/cmdline"}, 10, &response).ok());
+  EXPECT_EQ(response.stdout(), std::string("/pause\0", 7));
+  // Each container sees the other's process.
+  ASSERT_TRUE(ExecSync(first, {"ps", "-o", "args"}, 10, &response).ok());
+  EXPECT_NE(response.stdout().find("sleep 2000"), std::string::npos) << response.stdout();
+
+  // Stopping the pod ends berth-pause and its shim too (TearDown's census checks).
+  grpc::ClientContext ctx;
+  v1::StopPodSandboxRequest stop;
+  stop.set_pod_sandbox_id(pod);
+  v1::StopPodSandboxResponse stopped;
+  ASSERT_TRUE(berthd_->runtime().StopPodSandbox(&ctx, stop, &stopped).ok());
+  EXPECT_EQ(Status(first).state(), v1::CONTAINER_EXITED);
+}
+
+TEST_F(ContainerTest, UpdateContainerResourcesChangesTheCgroup) {
+  std::string id = Create("resized", {"sleep", "1000"});
+  ASSERT_TRUE(Start(id).ok());
+  grpc::ClientContext ctx;
+  v1::UpdateContainerResourcesRequest request;
+  request.set_container_id(id);
+  request.mutable_linux()->set_memory_limit_in_bytes(64 << 20);
+  request.mutable_linux()->set_cpu_shares(512);
+  v1::UpdateContainerResourcesResponse response;
+  grpc::Status s = berthd_->runtime().UpdateContainerResources(&ctx, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::string memory = "/sys/fs/cgroup/memory" + cgroup_parent_ + "/" + id;
+  if (!std::filesystem::exists(memory)) memory = "/sys/fs/cgroup" + cgroup_parent_ + "/" + id;
+  std::ifstream limit(memory + (std::filesystem::exists(memory + "/memory.max")
+                                    ? "/memory.max"
+                                    : "/memory.limit_in_bytes"));
+  int64_t bytes = 0;
+  limit >> bytes;
+  EXPECT_EQ(bytes, 64 << 20);
+}
+
+TEST_F(ContainerTest, ReopenContainerLogStartsANewFile) {
+  std::string id = Create("rotated", {"sh", "-c", "while true; do echo tick; sleep 0.1; done"});
+  ASSERT_TRUE(Start(id).ok());
+  const std::string log = logs_ + "/rotated.log";
+  for (int i = 0; i < 100 && !std::filesystem::exists(log); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(rename(log.c_str(), (log + ".1").c_str()), 0);
+  grpc::ClientContext ctx;
+  v1::ReopenContainerLogRequest request;
+  request.set_container_id(id);
+  v1::ReopenContainerLogResponse response;
+  grpc::Status s = berthd_->runtime().ReopenContainerLog(&ctx, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::string text;
+  for (int i = 0; i < 100 && text.find("stdout F tick") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream in(log);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  EXPECT_NE(text.find("stdout F tick"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -86,7 +86,7 @@ class PodTest : public ::testing::Test {
     if (berthd_ == nullptr) return;
     for (const v1::PodSandbox& pod : List()) Remove(pod.id());
     EXPECT_TRUE(List().empty());
-    EXPECT_EQ(MountsUnder(berthd_->dir()), std::vector<std::string>{});
+    EXPECT_EQ(LeakCensus(berthd_->dir()), std::vector<std::string>{});
   }
 
   grpc::Status Run(const v1::PodSandboxConfig& config, std::string* id,

@@ -1,6 +1,6 @@
 // CreateContainer, StartContainer, StopContainer, RemoveContainer,
-// ContainerStatus and ListContainers: CRI container messages to berth's
-// ContainerSpec and back.
+// ContainerStatus, ListContainers, UpdateContainerResources and
+// ReopenContainerLog: CRI container messages to berth's ContainerSpec and back.
 #include <fstream>
 
 #include "nlohmann/json.hpp"
@@ -19,6 +19,23 @@ std::optional<container::SecurityProfile> ToProfile(const v1::SecurityProfile& p
   return container::SecurityProfile{
       .type = static_cast<container::SecurityProfile::Type>(profile.profile_type()),
       .localhost_ref = profile.localhost_ref()};
+}
+
+container::LinuxResources ToLinuxResources(const v1::LinuxContainerResources& r) {
+  container::LinuxResources resources;
+  resources.cpu_period = r.cpu_period();
+  resources.cpu_quota = r.cpu_quota();
+  resources.cpu_shares = r.cpu_shares();
+  resources.memory_limit_in_bytes = r.memory_limit_in_bytes();
+  resources.memory_swap_limit_in_bytes = r.memory_swap_limit_in_bytes();
+  resources.oom_score_adj = r.oom_score_adj();
+  resources.cpuset_cpus = r.cpuset_cpus();
+  resources.cpuset_mems = r.cpuset_mems();
+  for (const v1::HugepageLimit& h : r.hugepage_limits()) {
+    resources.hugepage_limits.push_back({.page_size = h.page_size(), .limit = h.limit()});
+  }
+  resources.unified = {r.unified().begin(), r.unified().end()};
+  return resources;
 }
 
 container::ContainerSpec ToContainerSpec(const v1::ContainerConfig& config) {
@@ -50,16 +67,7 @@ container::ContainerSpec ToContainerSpec(const v1::ContainerConfig& config) {
   spec.stdin_once = config.stdin_once();
   spec.tty = config.tty();
 
-  const v1::LinuxContainerResources& r = config.linux().resources();
-  spec.resources.cpu_period = r.cpu_period();
-  spec.resources.cpu_quota = r.cpu_quota();
-  spec.resources.cpu_shares = r.cpu_shares();
-  spec.resources.memory_limit_in_bytes = r.memory_limit_in_bytes();
-  spec.resources.memory_swap_limit_in_bytes = r.memory_swap_limit_in_bytes();
-  spec.resources.oom_score_adj = r.oom_score_adj();
-  spec.resources.cpuset_cpus = r.cpuset_cpus();
-  spec.resources.cpuset_mems = r.cpuset_mems();
-  spec.resources.unified = {r.unified().begin(), r.unified().end()};
+  spec.resources = ToLinuxResources(config.linux().resources());
 
   const v1::LinuxContainerSecurityContext& sc = config.linux().security_context();
   container::ContainerSecurityContext& out = spec.security;
@@ -150,6 +158,23 @@ grpc::Status RuntimeServiceImpl::RemoveContainer(grpc::ServerContext*,
                                                  const v1::RemoveContainerRequest* request,
                                                  v1::RemoveContainerResponse*) {
   return ToGrpcStatus(runtime_.containers().Remove(request->container_id()));
+}
+
+grpc::Status RuntimeServiceImpl::UpdateContainerResources(
+    grpc::ServerContext*, const v1::UpdateContainerResourcesRequest* request,
+    v1::UpdateContainerResourcesResponse*) {
+  if (!request->has_linux()) {
+    // Windows resources only: nothing applies on Linux.
+    return grpc::Status(grpc::INVALID_ARGUMENT, "no linux resources in the request");
+  }
+  return ToGrpcStatus(runtime_.containers().UpdateResources(request->container_id(),
+                                                            ToLinuxResources(request->linux())));
+}
+
+grpc::Status RuntimeServiceImpl::ReopenContainerLog(grpc::ServerContext*,
+                                                    const v1::ReopenContainerLogRequest* request,
+                                                    v1::ReopenContainerLogResponse*) {
+  return ToGrpcStatus(runtime_.containers().ReopenLog(request->container_id()));
 }
 
 grpc::Status RuntimeServiceImpl::ContainerStatus(grpc::ServerContext*,

@@ -49,6 +49,16 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status ListContainers(grpc::ServerContext* context,
                               const runtime::v1::ListContainersRequest* request,
                               runtime::v1::ListContainersResponse* response) override;
+  grpc::Status UpdateContainerResources(
+      grpc::ServerContext* context, const runtime::v1::UpdateContainerResourcesRequest* request,
+      runtime::v1::UpdateContainerResourcesResponse* response) override;
+  grpc::Status ReopenContainerLog(grpc::ServerContext* context,
+                                  const runtime::v1::ReopenContainerLogRequest* request,
+                                  runtime::v1::ReopenContainerLogResponse* response) override;
+
+  // exec_sync.cc
+  grpc::Status ExecSync(grpc::ServerContext* context, const runtime::v1::ExecSyncRequest* request,
+                        runtime::v1::ExecSyncResponse* response) override;
 
   // pod_sandbox.cc
   grpc::Status RunPodSandbox(grpc::ServerContext* context,

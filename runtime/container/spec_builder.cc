@@ -416,37 +416,6 @@ absl::StatusOr<json> BuildNamespaces(const ContainerSpec& container, const SpecC
   return namespaces;
 }
 
-absl::StatusOr<json> BuildResources(const LinuxResources& r) {
-  json resources = json::object();
-  if (r.cpu_shares < 0 || r.cpu_period < 0) {
-    return absl::InvalidArgumentError(StrCat("resources: cpu_shares ", r.cpu_shares,
-                                             " and cpu_period ", r.cpu_period,
-                                             " must not be negative"));
-  }
-  json cpu = json::object();
-  if (r.cpu_shares != 0) cpu["shares"] = r.cpu_shares;
-  if (r.cpu_quota != 0) cpu["quota"] = r.cpu_quota;
-  if (r.cpu_period != 0) cpu["period"] = r.cpu_period;
-  if (!r.cpuset_cpus.empty()) cpu["cpus"] = r.cpuset_cpus;
-  if (!r.cpuset_mems.empty()) cpu["mems"] = r.cpuset_mems;
-  if (!cpu.empty()) resources["cpu"] = cpu;
-  // Only the limit, as containerd 1.6 on cgroup v1: a swap value would need
-  // memory.memsw, which this host's v1 memory controller may not have.
-  json memory = json::object();
-  if (r.memory_limit_in_bytes != 0) memory["limit"] = r.memory_limit_in_bytes;
-  if (r.memory_swap_limit_in_bytes != 0) memory["swap"] = r.memory_swap_limit_in_bytes;
-  if (!memory.empty()) resources["memory"] = memory;
-  if (!r.hugepage_limits.empty()) {
-    json limits = json::array();
-    for (const HugepageLimit& h : r.hugepage_limits) {
-      limits.push_back({{"pageSize", h.page_size}, {"limit", h.limit}});
-    }
-    resources["hugepageLimits"] = limits;
-  }
-  if (!r.unified.empty()) resources["unified"] = r.unified;
-  return resources;
-}
-
 std::string JoinCgroupPath(std::string_view parent, std::string_view id) {
   std::string joined = StrCat(parent, "/", id);
   return parent.empty() || parent.front() != '/' ? joined : CleanPath(joined);
@@ -526,6 +495,37 @@ json BuildAnnotations(const PodSpec& pod, const ContainerSpec& container, const 
 }
 
 }  // namespace
+
+absl::StatusOr<json> BuildResources(const LinuxResources& r) {
+  json resources = json::object();
+  if (r.cpu_shares < 0 || r.cpu_period < 0) {
+    return absl::InvalidArgumentError(StrCat("resources: cpu_shares ", r.cpu_shares,
+                                             " and cpu_period ", r.cpu_period,
+                                             " must not be negative"));
+  }
+  json cpu = json::object();
+  if (r.cpu_shares != 0) cpu["shares"] = r.cpu_shares;
+  if (r.cpu_quota != 0) cpu["quota"] = r.cpu_quota;
+  if (r.cpu_period != 0) cpu["period"] = r.cpu_period;
+  if (!r.cpuset_cpus.empty()) cpu["cpus"] = r.cpuset_cpus;
+  if (!r.cpuset_mems.empty()) cpu["mems"] = r.cpuset_mems;
+  if (!cpu.empty()) resources["cpu"] = cpu;
+  // Only the limit, as containerd 1.6 on cgroup v1: a swap value would need
+  // memory.memsw, which this host's v1 memory controller may not have.
+  json memory = json::object();
+  if (r.memory_limit_in_bytes != 0) memory["limit"] = r.memory_limit_in_bytes;
+  if (r.memory_swap_limit_in_bytes != 0) memory["swap"] = r.memory_swap_limit_in_bytes;
+  if (!memory.empty()) resources["memory"] = memory;
+  if (!r.hugepage_limits.empty()) {
+    json limits = json::array();
+    for (const HugepageLimit& h : r.hugepage_limits) {
+      limits.push_back({{"pageSize", h.page_size}, {"limit", h.limit}});
+    }
+    resources["hugepageLimits"] = limits;
+  }
+  if (!r.unified.empty()) resources["unified"] = r.unified;
+  return resources;
+}
 
 absl::StatusOr<std::vector<std::string>> MergeProcessArgs(const std::vector<std::string>& command,
                                                           const std::vector<std::string>& args,

@@ -153,6 +153,10 @@ struct SpecContext {
 absl::StatusOr<nlohmann::json> BuildSpec(const PodSpec& pod, const ContainerSpec& container,
                                          const image::ImageConfig& image, const SpecContext& ctx);
 
+// linux.resources: the OCI LinuxResources object for `resources` (also what
+// `runc update` takes). InvalidArgument for negative shares or period.
+absl::StatusOr<nlohmann::json> BuildResources(const LinuxResources& resources);
+
 // process.args, as the kubelet expects and containerd does it: a CRI command
 // replaces the image's ENTRYPOINT and, unless CRI args are given too, its CMD;
 // CRI args alone replace only CMD. An image ENTRYPOINT of [""] counts as

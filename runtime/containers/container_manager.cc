@@ -479,6 +479,102 @@ absl::Status ContainerManager::Remove(const std::string& id_or_prefix) {
   return RemoveLocked(*id);
 }
 
+absl::StatusOr<ExecSyncResult> ContainerManager::ExecSync(const std::string& id_or_prefix,
+                                                          const std::vector<std::string>& command,
+                                                          absl::Duration timeout) {
+  if (command.empty()) return absl::InvalidArgumentError("exec: the command is empty");
+  ASSIGN_OR_RETURN(std::optional<Container> c, Find(id_or_prefix));
+  if (!c.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
+  if (c->state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(StrCat("container ", c->id, " is ",
+                                                ContainerStateName(c->state),
+                                                ", not RUNNING; cannot exec in it"));
+  }
+  // The container's own process settings, so that an exec runs as the container does
+  // (the same user and groups, environment, capabilities, seccomp is the container's).
+  std::ifstream in(c->dir + "/config.json");
+  json spec = json::parse(in, nullptr, false);
+  if (spec.is_discarded() || !spec.contains("process")) {
+    return absl::DataLossError(StrCat("container ", c->id, ": unreadable ", c->dir, "/config.json"));
+  }
+  json process = spec["process"];
+  process["args"] = command;
+  process["terminal"] = false;
+  process.erase("consoleSize");
+  absl::StatusOr<oci::ExecResult> ran = runc_.Exec(
+      c->id, process.dump(),
+      {.timeout = timeout, .capture = true, .max_capture = kMaxExecOutput});
+  if (!ran.ok()) {
+    if (absl::IsDeadlineExceeded(ran.status())) {
+      return absl::DeadlineExceededError(
+          StrCat("exec in container ", c->id, ": command timed out after ",
+                 absl::FormatDuration(timeout), " and was killed"));
+    }
+    return absl::Status(ran.status().code(),
+                        StrCat("exec in container ", c->id, ": ", ran.status().message()));
+  }
+  return ExecSyncResult{.out = std::move(ran->out),
+                        .err = std::move(ran->err),
+                        .exit_code = ran->exit_code.value_or(-1)};
+}
+
+absl::Status ContainerManager::UpdateResources(const std::string& id_or_prefix,
+                                               const container::LinuxResources& resources) {
+  ASSIGN_OR_RETURN(std::optional<std::string> id, ResolveId(id_or_prefix));
+  if (!id.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
+  std::shared_ptr<absl::Mutex> mu = LockFor(*id);
+  absl::MutexLock lock(mu.get());
+  ASSIGN_OR_RETURN(std::optional<Container> c, Find(*id));
+  if (!c.has_value()) return absl::NotFoundError(StrCat("container ", *id, " not found"));
+  if (c->state != ContainerState::kCreated && c->state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(StrCat("container ", *id, " is ",
+                                                ContainerStateName(c->state),
+                                                "; cannot update its resources"));
+  }
+  ASSIGN_OR_RETURN(json update, container::BuildResources(resources));
+  absl::Status updated = runc_.Update(*id, update.dump());
+  if (!updated.ok()) {
+    return absl::Status(updated.code(), StrCat("update resources of container ", *id, ": ",
+                                               updated.message()));
+  }
+  // Keep the spec true to what runs: ContainerStatus(verbose) shows it.
+  const std::string spec_path = c->dir + "/config.json";
+  std::ifstream in(spec_path);
+  json spec = json::parse(in, nullptr, false);
+  if (spec.is_discarded()) return absl::OkStatus();
+  json& current = spec["linux"]["resources"];
+  if (!current.is_object()) current = json::object();
+  for (auto& [key, value] : update.items()) {
+    if (value.is_object() && current[key].is_object()) {
+      current[key].update(value);
+    } else {
+      current[key] = value;
+    }
+  }
+  const std::string tmp = spec_path + ".tmp";
+  RETURN_IF_ERROR(WriteFile(tmp, spec.dump(2), 0600));
+  if (rename(tmp.c_str(), spec_path.c_str()) != 0) {
+    return absl::InternalError(StrCat("rename ", tmp, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::ReopenLog(const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(std::optional<Container> c, Find(id_or_prefix));
+  if (!c.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
+  if (c->state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(StrCat("container ", c->id, " is ",
+                                                ContainerStateName(c->state),
+                                                ", not RUNNING; cannot reopen its log"));
+  }
+  absl::Status reopened = shim::ReopenLog(ShimDir(c->dir));
+  if (!reopened.ok()) {
+    return absl::Status(reopened.code(), StrCat("reopen log of container ", c->id, ": ",
+                                                reopened.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ContainerManager::Recover() {
   std::vector<store::Record> records;
   RETURN_IF_ERROR(store_.View([&](const store::ReadTransaction& tx) -> absl::Status {

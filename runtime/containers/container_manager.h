@@ -70,6 +70,13 @@ struct Container {
   std::string dir;          // <state>/containers/<id>
 };
 
+// What ExecSync returns: the process's output, kept apart, and its exit code.
+struct ExecSyncResult {
+  std::string out;
+  std::string err;
+  int exit_code = 0;
+};
+
 struct ContainerFilter {
   std::string id;      // exact id or a unique prefix
   std::string pod_id;  // exact pod id or a unique prefix
@@ -106,6 +113,24 @@ class ContainerManager {
   // Kills the container if needed and deletes its runtime state, rootfs, snapshot,
   // directory and record. A missing container is OK.
   absl::Status Remove(const std::string& id);
+
+  // Runs `command` in the running container with the container's own process settings
+  // (user, env, cwd, capabilities), stdin closed, and waits for it. With a timeout above
+  // zero, a process still running then is killed and DeadlineExceeded returned. Output
+  // beyond kMaxExecOutput per stream is dropped. FailedPrecondition unless running.
+  absl::StatusOr<ExecSyncResult> ExecSync(const std::string& id_or_prefix,
+                                          const std::vector<std::string>& command,
+                                          absl::Duration timeout);
+  static constexpr size_t kMaxExecOutput = 16 << 20;
+
+  // Changes a created or running container's cgroup resources (runc update) and records
+  // them in its spec. FailedPrecondition once exited.
+  absl::Status UpdateResources(const std::string& id_or_prefix,
+                               const container::LinuxResources& resources);
+
+  // Makes the container's shim reopen its CRI log file (after log rotation renamed it).
+  // FailedPrecondition unless running.
+  absl::Status ReopenLog(const std::string& id_or_prefix);
 
   absl::StatusOr<std::optional<Container>> Find(const std::string& id_or_prefix);
   absl::StatusOr<std::vector<Container>> List(const ContainerFilter& filter);

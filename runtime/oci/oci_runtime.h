@@ -92,11 +92,17 @@ struct ExecOptions {
   // 0 means no timeout for a process waited on, the default timeout for a detached one.
   // On timeout the exec'd process itself is SIGKILLed, then the runtime.
   absl::Duration timeout = absl::ZeroDuration();
+  // Not detached, no terminal: collect the process's stdout and stderr into ExecResult
+  // (stdio.out and stdio.err are then ignored), up to max_capture bytes each. Output a
+  // background child writes after the process exited is not waited for.
+  bool capture = false;
+  size_t max_capture = 16 << 20;
 };
 
 struct ExecResult {
   int pid = 0;                   // The exec'd process's host pid, when the runtime wrote it.
   std::optional<int> exit_code;  // Not detached: its exit code (128 + signal if killed).
+  std::string out, err;          // With ExecOptions::capture.
 };
 
 class OciRuntime {

@@ -220,6 +220,7 @@ struct RuncRuntime::Call {
   int stderr_fd = kCapture;
   absl::Duration timeout = absl::ZeroDuration();  // 0 = the runtime's default
   std::function<void()> on_timeout;
+  size_t max_capture = 1 << 20;  // per captured stream
   // Exec: a non-zero exit is the process's, not a failure of the runtime.
   bool exit_code_is_result = false;
 
@@ -254,6 +255,7 @@ absl::Status RuncRuntime::Run(Call& call) {
       .stderr_fd = call.stderr_fd,
       .timeout = timeout,
       .on_timeout = call.on_timeout,
+      .max_capture = call.max_capture,
   });
   if (!result.ok())
     return absl::Status(result.status().code(), StrCat(what, ": ", result.status().message()));
@@ -352,8 +354,10 @@ absl::StatusOr<ExecResult> RuncRuntime::Exec(std::string_view id, std::string_vi
   }
   call.args.push_back(std::string(id));
   call.stdin_fd = options.stdio.in;
-  call.stdout_fd = options.stdio.out;
-  call.stderr_fd = options.stdio.err;
+  const bool capture = options.capture && !options.detach;
+  call.stdout_fd = capture ? kCapture : options.stdio.out;
+  call.stderr_fd = capture ? kCapture : options.stdio.err;
+  call.max_capture = options.max_capture;
   call.timeout = options.timeout > absl::ZeroDuration()
                      ? options.timeout
                      : (options.detach ? options_.timeout : absl::InfiniteDuration());
@@ -374,6 +378,10 @@ absl::StatusOr<ExecResult> RuncRuntime::Exec(std::string_view id, std::string_vi
                         StrCat(options_.name, " exec ", id, ": ", message));
   }
   result.exit_code = call.result.ExitCode();
+  if (capture) {
+    result.out = std::move(call.result.out);
+    result.err = std::move(call.result.err);
+  }
   return result;
 }
 
