@@ -342,5 +342,41 @@ TEST_F(ContainerTest, ReopenContainerLogStartsANewFile) {
   EXPECT_NE(text.find("stdout F tick"), std::string::npos) << text;
 }
 
+TEST_F(ContainerTest, StatsComeFromTheCgroupAndTheWritableLayer) {
+  std::string id =
+      Create("busy", {"sh", "-c", "head -c 1000000 /dev/zero > /big; while true; do :; done"});
+  ASSERT_TRUE(Start(id).ok());
+  v1::ContainerStatsResponse first;
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    grpc::ClientContext ctx;
+    v1::ContainerStatsRequest request;
+    request.set_container_id(id);
+    ASSERT_TRUE(berthd_->runtime().ContainerStats(&ctx, request, &first).ok());
+    if (first.stats().writable_layer().used_bytes().value() >= 1000000) break;
+  }
+  const v1::ContainerStats& stats = first.stats();
+  EXPECT_EQ(stats.attributes().id(), id);
+  EXPECT_EQ(stats.attributes().metadata().name(), "busy");
+  EXPECT_GT(stats.cpu().timestamp(), 0);
+  EXPECT_GT(stats.cpu().usage_core_nano_seconds().value(), 0u);
+  EXPECT_GT(stats.memory().timestamp(), 0);
+  EXPECT_GT(stats.memory().working_set_bytes().value(), 0u);
+  EXPECT_GE(stats.writable_layer().used_bytes().value(), 1000000u);
+  EXPECT_GT(stats.writable_layer().inodes_used().value(), 0u);
+
+  // A second sample has a rate: the busy loop uses a good part of a core.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  grpc::ClientContext ctx;
+  v1::ListContainerStatsRequest request;
+  request.mutable_filter()->set_pod_sandbox_id(pod_);
+  v1::ListContainerStatsResponse listed;
+  ASSERT_TRUE(berthd_->runtime().ListContainerStats(&ctx, request, &listed).ok());
+  ASSERT_EQ(listed.stats_size(), 1);
+  EXPECT_GT(listed.stats(0).cpu().usage_nano_cores().value(), 100'000'000u);
+  EXPECT_GT(listed.stats(0).cpu().usage_core_nano_seconds().value(),
+            stats.cpu().usage_core_nano_seconds().value());
+}
+
 }  // namespace
 }  // namespace berth::testing

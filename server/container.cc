@@ -202,6 +202,14 @@ grpc::Status RuntimeServiceImpl::ContainerStatus(grpc::ServerContext*,
   status->mutable_labels()->insert(c.labels.begin(), c.labels.end());
   status->mutable_annotations()->insert(c.annotations.begin(), c.annotations.end());
   status->set_log_path(c.log_path);
+  for (const container::Mount& m : c.mounts) {
+    v1::Mount* out = status->add_mounts();
+    out->set_container_path(m.container_path);
+    out->set_host_path(m.host_path);
+    out->set_readonly(m.readonly);
+    out->set_selinux_relabel(m.selinux_relabel);
+    out->set_propagation(static_cast<v1::MountPropagation>(m.propagation));
+  }
   if (request->verbose()) {
     nlohmann::json info = {{"sandboxID", c.pod_id}, {"pid", c.pid}, {"shimPid", c.shim_pid}};
     // containerd-style: tools such as Falco read the runtime spec from here.

@@ -56,6 +56,14 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                   const runtime::v1::ReopenContainerLogRequest* request,
                                   runtime::v1::ReopenContainerLogResponse* response) override;
 
+  // container_stats.cc
+  grpc::Status ContainerStats(grpc::ServerContext* context,
+                              const runtime::v1::ContainerStatsRequest* request,
+                              runtime::v1::ContainerStatsResponse* response) override;
+  grpc::Status ListContainerStats(grpc::ServerContext* context,
+                                  const runtime::v1::ListContainerStatsRequest* request,
+                                  runtime::v1::ListContainerStatsResponse* response) override;
+
   // exec_sync.cc
   grpc::Status ExecSync(grpc::ServerContext* context, const runtime::v1::ExecSyncRequest* request,
                         runtime::v1::ExecSyncResponse* response) override;

@@ -90,6 +90,15 @@ Container FromRecord(const std::string& id, const json& doc, const std::string& 
   c.shim_pid = doc.value("shim_pid", 0);
   c.stop_signal = doc.value("stop_signal", "");
   c.dir = dir;
+  c.cgroups_path = doc.value("cgroups_path", "");
+  for (const json& m : doc.value("mounts", json::array())) {
+    c.mounts.push_back(
+        {.container_path = m.value("container_path", ""),
+         .host_path = m.value("host_path", ""),
+         .readonly = m.value("readonly", false),
+         .selinux_relabel = m.value("selinux_relabel", false),
+         .propagation = static_cast<container::MountPropagation>(m.value("propagation", 0))});
+  }
   return c;
 }
 
@@ -225,7 +234,19 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(const std::string& id
   if (!pod.spec.log_directory.empty() && !spec.log_path.empty()) {
     log_path = StrCat(pod.spec.log_directory, "/", spec.log_path);
   }
+  const std::string cgroups_path = StrCat(
+      pod.spec.cgroup_parent.empty() ? options_.default_cgroup_parent : pod.spec.cgroup_parent,
+      "/", id);
+  json mounts = json::array();
+  for (const container::Mount& m : spec.mounts) {
+    mounts.push_back({{"container_path", m.container_path},
+                      {"host_path", m.host_path},
+                      {"readonly", m.readonly},
+                      {"selinux_relabel", m.selinux_relabel},
+                      {"propagation", static_cast<int>(m.propagation)}});
+  }
   json doc = {{"state", kCreating},      {"pod_id", pod.id},
+              {"cgroups_path", cgroups_path}, {"mounts", mounts},
               {"image_id", image.id},    {"image_ref", spec.image},
               {"name", spec.name},       {"attempt", spec.attempt},
               {"labels", spec.labels},   {"annotations", spec.annotations},
@@ -266,9 +287,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(const std::string& id
     ctx.resolv_conf_path = pod.dir + "/resolv.conf";
     if (!pod.ipcns.empty()) ctx.shm_path = pod.dir + "/shm";
     ctx.pod_pid_ns_path = pod.pidns;
-    ctx.cgroups_path = StrCat(
-        pod.spec.cgroup_parent.empty() ? options_.default_cgroup_parent : pod.spec.cgroup_parent,
-        "/", id);
+    ctx.cgroups_path = cgroups_path;
     ctx.default_cgroup_parent = options_.default_cgroup_parent;
     ctx.min_oom_score_adj = options_.min_oom_score_adj;
     const container::NamespaceOptions& nso = spec.security.namespace_options;
@@ -337,6 +356,10 @@ absl::Status ContainerManager::Teardown(const std::string& id) {
 }
 
 absl::Status ContainerManager::RemoveLocked(const std::string& id) {
+  {
+    absl::MutexLock lock(&samples_mu_);
+    last_samples_.erase(id);
+  }
   absl::Status torn = Teardown(id);
   if (!torn.ok())
     return absl::Status(torn.code(), StrCat("remove container ", id, ": ", torn.message()));
@@ -573,6 +596,46 @@ absl::Status ContainerManager::ReopenLog(const std::string& id_or_prefix) {
                                                 reopened.message()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<ContainerStats> ContainerManager::Sample(const Container& c) {
+  ContainerStats out{.container = c, .timestamp_ns = NowNanos()};
+  const std::string cgroups_path =
+      c.cgroups_path.empty() ? StrCat(options_.default_cgroup_parent, "/", c.id) : c.cgroups_path;
+  absl::StatusOr<stats::CgroupStats> cgroup = stats::ReadCgroupStats(cgroups_path);
+  if (cgroup.ok()) {
+    out.cgroup = *cgroup;
+    out.timestamp_ns = cgroup->timestamp_ns;
+    absl::MutexLock lock(&samples_mu_);
+    auto [previous, first] = last_samples_.try_emplace(c.id, *cgroup);
+    if (!first) {
+      out.cpu_nano_cores = stats::CpuNanoCores(previous->second, *cgroup);
+      previous->second = *cgroup;
+    }
+  } else if (!absl::IsNotFound(cgroup.status())) {
+    return cgroup.status();
+  }
+  out.cgroup.timestamp_ns = out.timestamp_ns;
+  absl::StatusOr<snapshot::Usage> usage = snapshotter_.GetUsage(c.id);
+  if (usage.ok()) out.writable_layer = *usage;
+  return out;
+}
+
+absl::StatusOr<ContainerStats> ContainerManager::Stats(const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(std::optional<Container> c, Find(id_or_prefix));
+  if (!c.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
+  return Sample(*c);
+}
+
+absl::StatusOr<std::vector<ContainerStats>> ContainerManager::ListStats(
+    const ContainerFilter& filter) {
+  ASSIGN_OR_RETURN(std::vector<Container> list, List(filter));
+  std::vector<ContainerStats> out;
+  for (const Container& c : list) {
+    ASSIGN_OR_RETURN(ContainerStats sample, Sample(c));
+    out.push_back(std::move(sample));
+  }
+  return out;
 }
 
 absl::Status ContainerManager::Recover() {

@@ -39,6 +39,7 @@
 #include "runtime/oci/runc_runtime.h"
 #include "runtime/sandbox/sandbox_manager.h"
 #include "runtime/snapshot/snapshotter.h"
+#include "runtime/stats/cgroup_stats.h"
 #include "runtime/store/store.h"
 
 namespace berth::containers {
@@ -68,6 +69,19 @@ struct Container {
   int shim_pid = 0;         // its berth-shim
   std::string stop_signal;  // the image's StopSignal, "" for SIGTERM
   std::string dir;          // <state>/containers/<id>
+  std::string cgroups_path;  // linux.cgroupsPath, "/parent/id"
+  std::vector<container::Mount> mounts;  // the CRI mounts, as requested
+};
+
+// ContainerStats: the container's cgroup and writable layer, sampled now.
+struct ContainerStats {
+  Container container;
+  int64_t timestamp_ns = 0;
+  // Zero figures when the cgroup is gone (the container exited and was deleted).
+  stats::CgroupStats cgroup;
+  // From the previous sample of this container (ContainerStats is polled); 0 at first.
+  uint64_t cpu_nano_cores = 0;
+  snapshot::Usage writable_layer;
 };
 
 // What ExecSync returns: the process's output, kept apart, and its exit code.
@@ -135,6 +149,11 @@ class ContainerManager {
   absl::StatusOr<std::optional<Container>> Find(const std::string& id_or_prefix);
   absl::StatusOr<std::vector<Container>> List(const ContainerFilter& filter);
 
+  // Resource use of one container (NotFound for an unknown one), or of those the filter
+  // selects.
+  absl::StatusOr<ContainerStats> Stats(const std::string& id_or_prefix);
+  absl::StatusOr<std::vector<ContainerStats>> ListStats(const ContainerFilter& filter);
+
   // Start-up: undoes half-made containers, marks containers whose shim is gone EXITED (with
   // the recorded exit, or "Unknown" without one), removes directories with no record.
   absl::Status Recover();
@@ -168,6 +187,11 @@ class ContainerManager {
   const ContainerManagerOptions options_;
   const std::string containers_dir_;
   oci::RuncRuntime runc_;
+
+  absl::StatusOr<ContainerStats> Sample(const Container& c);
+
+  absl::Mutex samples_mu_;
+  std::map<std::string, stats::CgroupStats> last_samples_ ABSL_GUARDED_BY(samples_mu_);
 
   absl::Mutex locks_mu_;
   std::map<std::string, std::weak_ptr<absl::Mutex>> locks_ ABSL_GUARDED_BY(locks_mu_);
