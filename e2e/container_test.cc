@@ -378,5 +378,71 @@ TEST_F(ContainerTest, StatsComeFromTheCgroupAndTheWritableLayer) {
             stats.cpu().usage_core_nano_seconds().value());
 }
 
+TEST_F(ContainerTest, AMemoryHogOverItsLimitIsOomKilled) {
+  grpc::ClientContext ctx;
+  v1::CreateContainerRequest request;
+  request.set_pod_sandbox_id(pod_);
+  *request.mutable_sandbox_config() = pod_config_;
+  v1::ContainerConfig* config = request.mutable_config();
+  config->mutable_metadata()->set_name("hog");
+  config->mutable_image()->set_image("busybox:1.36");
+  // dd allocates its whole block before reading into it.
+  for (const char* arg : {"dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"}) {
+    config->add_command(arg);
+  }
+  config->mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(32 << 20);
+  config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      v1::CONTAINER);
+  v1::CreateContainerResponse created;
+  grpc::Status s = berthd_->runtime().CreateContainer(&ctx, request, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(Start(created.container_id()).ok());
+  v1::ContainerStatus status = WaitExited(created.container_id());
+  ASSERT_EQ(status.state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(status.exit_code(), 137);
+  EXPECT_EQ(status.reason(), "OOMKilled");
+}
+
+TEST_F(ContainerTest, GetContainerEventsStreamsTheLifecycleWithoutAnyPolling) {
+  grpc::ClientContext stream_ctx;
+  stream_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  std::unique_ptr<grpc::ClientReader<v1::ContainerEventResponse>> stream =
+      berthd_->runtime().GetContainerEvents(&stream_ctx, v1::GetEventsRequest());
+  std::vector<v1::ContainerEventResponse> seen;
+  std::thread reader([&] {
+    v1::ContainerEventResponse event;
+    while (stream->Read(&event)) {
+      seen.push_back(event);
+      if (event.container_event_type() == v1::CONTAINER_DELETED_EVENT) break;
+    }
+  });
+  // Events published before the server subscribed are not sent: give it a moment.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string id = Create("short", {"true"});
+  ASSERT_TRUE(Start(id).ok());
+  // No status call here: the exit watcher alone must produce the STOPPED event.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  grpc::ClientContext rm_ctx;
+  v1::RemoveContainerRequest remove;
+  remove.set_container_id(id);
+  v1::RemoveContainerResponse removed;
+  ASSERT_TRUE(berthd_->runtime().RemoveContainer(&rm_ctx, remove, &removed).ok());
+  reader.join();
+  stream_ctx.TryCancel();
+  std::vector<v1::ContainerEventType> types;
+  for (const v1::ContainerEventResponse& e : seen) {
+    EXPECT_EQ(e.container_id(), id);
+    EXPECT_GT(e.created_at(), 0);
+    types.push_back(e.container_event_type());
+  }
+  EXPECT_EQ(types, (std::vector<v1::ContainerEventType>{
+                       v1::CONTAINER_CREATED_EVENT, v1::CONTAINER_STARTED_EVENT,
+                       v1::CONTAINER_STOPPED_EVENT, v1::CONTAINER_DELETED_EVENT}));
+  ASSERT_GE(seen.size(), 3u);
+  EXPECT_EQ(seen[2].pod_sandbox_status().id(), pod_);
+  ASSERT_EQ(seen[2].containers_statuses_size(), 1);
+  EXPECT_EQ(seen[2].containers_statuses(0).state(), v1::CONTAINER_EXITED);
+}
+
 }  // namespace
 }  // namespace berth::testing

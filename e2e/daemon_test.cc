@@ -133,27 +133,30 @@ TEST(DaemonTest, UnservedRpcsAreUnimplementedAndNamed) {
   ASSERT_NE(berthd, nullptr);
   {
     grpc::ClientContext ctx;
-    v1::ExecSyncResponse response;
-    grpc::Status s = berthd->runtime().ExecSync(&ctx, v1::ExecSyncRequest(), &response);
+    v1::ExecResponse response;
+    grpc::Status s = berthd->runtime().Exec(&ctx, v1::ExecRequest(), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("ExecSync"), std::string::npos) << s.error_message();
+    EXPECT_NE(s.error_message().find("RuntimeService/Exec"), std::string::npos)
+        << s.error_message();
   }
   {
     grpc::ClientContext ctx;
-    v1::ContainerStatsResponse response;
-    grpc::Status s = berthd->runtime().ContainerStats(&ctx, v1::ContainerStatsRequest(), &response);
+    v1::PodSandboxStatsResponse response;
+    grpc::Status s =
+        berthd->runtime().PodSandboxStats(&ctx, v1::PodSandboxStatsRequest(), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("RuntimeService/ContainerStats"), std::string::npos);
+    EXPECT_NE(s.error_message().find("RuntimeService/PodSandboxStats"), std::string::npos);
   }
   {
     // A server-streaming RPC.
     grpc::ClientContext ctx;
-    auto reader = berthd->runtime().GetContainerEvents(&ctx, v1::GetEventsRequest());
-    v1::ContainerEventResponse event;
+    auto reader =
+        berthd->runtime().StreamContainerStats(&ctx, v1::StreamContainerStatsRequest());
+    v1::StreamContainerStatsResponse event;
     EXPECT_FALSE(reader->Read(&event));
     grpc::Status s = reader->Finish();
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("GetContainerEvents"), std::string::npos);
+    EXPECT_NE(s.error_message().find("StreamContainerStats"), std::string::npos);
   }
 }
 

@@ -87,8 +87,8 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
   ASSIGN_OR_RETURN(std::string pause,
                    FindHelperBinary("berth-pause", "runtime/pause", rt->options_.pause_binary));
   const RuntimeHandler& handler = rt->options_.handlers.at(rt->options_.default_handler);
-  containers::ContainerManagerOptions container_options{.state_dir = rt->options_.state_dir,
-                                                        .shim_binary = shim};
+  containers::ContainerManagerOptions container_options{
+      .state_dir = rt->options_.state_dir, .shim_binary = shim, .events = &rt->events_};
   // A missing runtime binary is reported by Status (RuntimeReady false).
   if (absl::StatusOr<std::string> runc = FindExecutable(handler.binary); runc.ok()) {
     container_options.runc_binary = *runc;

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/containers/container_manager.h"
 #include "runtime/content/content_store.h"
+#include "runtime/events/event_bus.h"
 #include "runtime/images/image_manager.h"
 #include "runtime/registry/registry_config.h"
 #include "runtime/sandbox/sandbox_manager.h"
@@ -92,6 +93,7 @@ class Runtime {
   images::ImageManager& images() { return *images_; }
   sandbox::SandboxManager& pods() { return *pods_; }
   containers::ContainerManager& containers() { return *containers_; }
+  events::EventBus& events() { return events_; }
 
   // StopPodSandbox: stops every container of the pod (grace 10 s, as
   // containerd), then releases the pod. NotFound for an unknown pod.
@@ -106,6 +108,7 @@ class Runtime {
   const RuntimeOptions options_;
   // Destroyed in reverse: the image manager before what it uses.
   const store::StorePtr store_;
+  events::EventBus events_;
   std::unique_ptr<content::ContentStore> content_;
   snapshot::SnapshotterPtr snapshotter_;
   std::unique_ptr<images::ImageManager> images_;

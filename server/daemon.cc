@@ -103,6 +103,8 @@ void Daemon::Shutdown() {
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
   spdlog::info("event=shutdown_started grace_seconds={}", config_.shutdown_grace_seconds);
+  // Event streams never end on their own: end them so that they do not hold up the drain.
+  runtime_->events().Close();
   if (!in_flight_.WaitIdle(absl::Seconds(config_.shutdown_grace_seconds))) {
     spdlog::warn("event=shutdown_grace_expired cancelling=in_flight_rpcs");
   }

@@ -64,6 +64,11 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                   const runtime::v1::ListContainerStatsRequest* request,
                                   runtime::v1::ListContainerStatsResponse* response) override;
 
+  // container_events.cc
+  grpc::Status GetContainerEvents(
+      grpc::ServerContext* context, const runtime::v1::GetEventsRequest* request,
+      grpc::ServerWriter<runtime::v1::ContainerEventResponse>* writer) override;
+
   // exec_sync.cc
   grpc::Status ExecSync(grpc::ServerContext* context, const runtime::v1::ExecSyncRequest* request,
                         runtime::v1::ExecSyncResponse* response) override;

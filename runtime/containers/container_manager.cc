@@ -19,6 +19,7 @@
 #include "runtime/container/spec_builder.h"
 #include "runtime/shim/shim_client.h"
 #include "runtime/snapshot/mount.h"
+#include "runtime/stats/cgroup_stats.h"
 
 namespace berth::containers {
 namespace {
@@ -61,11 +62,6 @@ int ParseSignal(std::string name) {
       {"ILL", SIGILL},   {"IO", SIGIO}};
   auto it = kSignals.find(name);
   return it == kSignals.end() ? 0 : it->second;
-}
-
-std::string ExitReason(const shim::ExitStatus& exit) {
-  if (exit.oom_killed) return "OOMKilled";
-  return exit.exit_code == 0 ? "Completed" : "Error";
 }
 
 Container FromRecord(const std::string& id, const json& doc, const std::string& dir) {
@@ -158,7 +154,9 @@ ContainerManager::ContainerManager(store::Store& store, sandbox::SandboxManager&
       containers_dir_(options_.state_dir + "/containers"),
       runc_(oci::RuncOptions{.name = "runc",
                              .binary = options_.runc_binary,
-                             .root = options_.state_dir + "/runtimes/runc"}) {}
+                             .root = options_.state_dir + "/runtimes/runc"}),
+      exit_watcher_(std::make_unique<ExitWatcher>([this](const std::string& id) { OnExit(id); })) {
+}
 
 absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
     store::Store& store, sandbox::SandboxManager& pods, images::ImageManager& images,
@@ -329,11 +327,13 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(const std::string& id
       return tx.Put(Kind::kContainer, id, created);
     });
   }
+  if (status.ok()) status = exit_watcher_->Watch(id, ShimDir(dir));
   if (!status.ok()) {
     // Undo in reverse; the record goes last so a crash here is still recovered.
     (void)RemoveLocked(id);
     return status;
   }
+  Publish(events::ContainerEventType::kCreated, id, pod.id);
   return id;
 }
 
@@ -360,10 +360,23 @@ absl::Status ContainerManager::RemoveLocked(const std::string& id) {
     absl::MutexLock lock(&samples_mu_);
     last_samples_.erase(id);
   }
+  exit_watcher_->Unwatch(id);
   absl::Status torn = Teardown(id);
   if (!torn.ok())
     return absl::Status(torn.code(), StrCat("remove container ", id, ": ", torn.message()));
-  return store_.Update([&](store::Transaction& tx) { return tx.Delete(Kind::kContainer, id); });
+  std::string pod_id, state;
+  RETURN_IF_ERROR(store_.Update([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::optional<json> doc, tx.Get(Kind::kContainer, id));
+    if (!doc.has_value()) return absl::OkStatus();
+    pod_id = doc->value("pod_id", "");
+    state = doc->value("state", "");
+    return tx.Delete(Kind::kContainer, id);
+  }));
+  // A half-made container was never announced.
+  if (!pod_id.empty() && state != kCreating) {
+    Publish(events::ContainerEventType::kDeleted, id, pod_id);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<std::string>> ContainerManager::ResolveId(
@@ -371,20 +384,65 @@ absl::StatusOr<std::optional<std::string>> ContainerManager::ResolveId(
   return store::ResolveIdPrefix(store_, Kind::kContainer, id_or_prefix, "container");
 }
 
+std::string ContainerManager::CgroupsPath(const Container& c) const {
+  return c.cgroups_path.empty() ? StrCat(options_.default_cgroup_parent, "/", c.id)
+                                : c.cgroups_path;
+}
+
+std::string ContainerManager::ExitReason(const Container& c, const shim::ExitStatus& exit) const {
+  if (exit.oom_killed) return "OOMKilled";
+  if (exit.exit_code == 128 + SIGKILL) {
+    // The OOM killer's SIGKILL looks like any other; the memory cgroup counts its kills.
+    absl::StatusOr<uint64_t> kills = stats::ReadOomKills(CgroupsPath(c));
+    if (kills.ok() && *kills > 0) return "OOMKilled";
+  }
+  return exit.exit_code == 0 ? "Completed" : "Error";
+}
+
+absl::Status ContainerManager::RecordShimExit(const Container& c, const shim::ExitStatus& exit) {
+  return RecordExit(c.id, exit.exit_code, absl::ToUnixNanos(exit.exited_at), ExitReason(c, exit));
+}
+
 absl::Status ContainerManager::RecordExit(const std::string& id, int exit_code,
                                           int64_t finished_at_ns, const std::string& reason) {
-  return store_.Update([&](store::Transaction& tx) -> absl::Status {
+  std::string pod_id;
+  RETURN_IF_ERROR(store_.Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(std::optional<json> doc, tx.Get(Kind::kContainer, id));
     if (!doc.has_value() || doc->value("state", "") == kExited) return absl::OkStatus();
     (*doc)["state"] = kExited;
     (*doc)["exit_code"] = exit_code;
     (*doc)["finished_at"] = finished_at_ns;
     (*doc)["reason"] = reason;
+    pod_id = doc->value("pod_id", "");
     return tx.Put(Kind::kContainer, id, *doc);
-  });
+  }));
+  if (!pod_id.empty()) Publish(events::ContainerEventType::kStopped, id, pod_id);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<Container> ContainerManager::Refresh(const std::string& id, const json& doc) {
+void ContainerManager::Publish(events::ContainerEventType type, const std::string& id,
+                               const std::string& pod_id) {
+  if (options_.events == nullptr) return;
+  options_.events->Publish(
+      {.type = type, .container_id = id, .pod_id = pod_id, .created_at_ns = NowNanos()});
+}
+
+void ContainerManager::OnExit(const std::string& id) {
+  std::shared_ptr<absl::Mutex> mu = LockFor(id);
+  absl::MutexLock lock(mu.get());
+  std::optional<json> doc;
+  absl::Status read = store_.View([&](const store::ReadTransaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(doc, tx.Get(Kind::kContainer, id));
+    return absl::OkStatus();
+  });
+  // Folds the shim's exit file into the record, which publishes "stopped".
+  if (read.ok() && doc.has_value() && doc->value("state", "") != kCreating) {
+    (void)Refresh(id, *doc, /*record=*/true);
+  }
+}
+
+absl::StatusOr<Container> ContainerManager::Refresh(const std::string& id, const json& doc,
+                                                    bool record) {
   Container c = FromRecord(id, doc, ContainerDir(id));
   if (c.state != ContainerState::kCreated && c.state != ContainerState::kRunning) return c;
   absl::StatusOr<shim::ExitStatus> exit = shim::ReadExitFile(ShimDir(c.dir));
@@ -392,8 +450,20 @@ absl::StatusOr<Container> ContainerManager::Refresh(const std::string& id, const
   c.state = ContainerState::kExited;
   c.exit_code = exit->exit_code;
   c.finished_at_ns = absl::ToUnixNanos(exit->exited_at);
-  c.reason = ExitReason(*exit);
-  RETURN_IF_ERROR(RecordExit(id, c.exit_code, c.finished_at_ns, c.reason));
+  c.reason = ExitReason(c, *exit);
+  if (record) RETURN_IF_ERROR(RecordExit(id, c.exit_code, c.finished_at_ns, c.reason));
+  return c;
+}
+
+absl::StatusOr<Container> ContainerManager::RefreshUnlocked(const std::string& id,
+                                                            const json& doc) {
+  // Record the exit only when no operation holds the container: one that does (Start,
+  // Stop) records it itself or leaves it to the exit watcher, which waits for the lock, so
+  // that "stopped" is never published before "started".
+  std::shared_ptr<absl::Mutex> mu = LockFor(id);
+  if (!mu->TryLock()) return Refresh(id, doc, /*record=*/false);
+  absl::StatusOr<Container> c = Refresh(id, doc, /*record=*/true);
+  mu->Unlock();
   return c;
 }
 
@@ -407,7 +477,7 @@ absl::StatusOr<std::optional<Container>> ContainerManager::Find(const std::strin
   }));
   // A container still being created is not visible yet.
   if (!doc.has_value() || doc->value("state", "") == kCreating) return std::nullopt;
-  return Refresh(*id, *doc);
+  return RefreshUnlocked(*id, *doc);
 }
 
 absl::StatusOr<std::vector<Container>> ContainerManager::List(const ContainerFilter& filter) {
@@ -419,7 +489,7 @@ absl::StatusOr<std::vector<Container>> ContainerManager::List(const ContainerFil
   std::vector<Container> out;
   for (const store::Record& r : records) {
     if (r.doc.value("state", "") == kCreating) continue;
-    ASSIGN_OR_RETURN(Container c, Refresh(r.id, r.doc));
+    ASSIGN_OR_RETURN(Container c, RefreshUnlocked(r.id, r.doc));
     if (Matches(c, filter)) out.push_back(std::move(c));
   }
   return out;
@@ -445,14 +515,16 @@ absl::Status ContainerManager::Start(const std::string& id_or_prefix) {
   if (!started.ok()) {
     return absl::Status(started.code(), StrCat("start container ", *id, ": ", started.message()));
   }
-  return store_.Update([&](store::Transaction& tx) -> absl::Status {
+  RETURN_IF_ERROR(store_.Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(std::optional<json> doc, tx.Get(Kind::kContainer, *id));
     if (!doc.has_value()) return absl::OkStatus();
     (*doc)["started_at"] = now;
     // A process that exited at once may already be recorded EXITED by a reader.
     if (doc->value("state", "") == kCreated) (*doc)["state"] = kRunning;
     return tx.Put(Kind::kContainer, *id, *doc);
-  });
+  }));
+  Publish(events::ContainerEventType::kStarted, *id, c->pod_id);
+  return absl::OkStatus();
 }
 
 absl::Status ContainerManager::Stop(const std::string& id_or_prefix, int64_t timeout_seconds) {
@@ -485,7 +557,7 @@ absl::Status ContainerManager::Stop(const std::string& id_or_prefix, int64_t tim
     exit = shim::WaitForExit(shim_dir, kKillWait);
   }
   if (exit.ok()) {
-    return RecordExit(*id, exit->exit_code, absl::ToUnixNanos(exit->exited_at), ExitReason(*exit));
+    return RecordShimExit(*c, *exit);
   }
   if (absl::IsUnavailable(exit.status())) {
     // The shim died without recording the exit: the process is gone, its status lost.
@@ -659,12 +731,13 @@ absl::Status ContainerManager::Recover() {
     const std::string shim_dir = ShimDir(ContainerDir(r.id));
     absl::StatusOr<shim::ExitStatus> exit = shim::ReadExitFile(shim_dir);
     if (exit.ok()) {
-      RETURN_IF_ERROR(
-          RecordExit(r.id, exit->exit_code, absl::ToUnixNanos(exit->exited_at), ExitReason(*exit)));
+      RETURN_IF_ERROR(RecordShimExit(FromRecord(r.id, r.doc, ContainerDir(r.id)), *exit));
     } else if (!shim::ShimAlive(shim_dir)) {
       // No shim and no exit recorded (a reboot emptied the state dir, or the shim was
       // killed): the process is gone and its status lost.
       RETURN_IF_ERROR(RecordExit(r.id, 255, NowNanos(), "Unknown"));
+    } else {
+      RETURN_IF_ERROR(exit_watcher_->Watch(r.id, shim_dir));
     }
   }
   std::error_code ec;

@@ -35,9 +35,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/container/container_spec.h"
+#include "runtime/containers/exit_watcher.h"
+#include "runtime/events/event_bus.h"
 #include "runtime/images/image_manager.h"
 #include "runtime/oci/runc_runtime.h"
 #include "runtime/sandbox/sandbox_manager.h"
+#include "runtime/shim/shim_client.h"
 #include "runtime/snapshot/snapshotter.h"
 #include "runtime/stats/cgroup_stats.h"
 #include "runtime/store/store.h"
@@ -104,6 +107,8 @@ struct ContainerManagerOptions {
   std::string runc_binary = "/usr/sbin/runc";  // absolute; no PATH search
   std::string default_cgroup_parent = "/berth";
   int64_t min_oom_score_adj = 0;  // see SpecContext::min_oom_score_adj
+  // Where created/started/stopped/deleted events go; null: nowhere.
+  events::EventBus* events = nullptr;
 };
 
 class ContainerManager {
@@ -171,10 +176,21 @@ class ContainerManager {
   // Tears down what Create made; each step tolerates what is already gone.
   absl::Status Teardown(const std::string& id);
   absl::StatusOr<std::optional<std::string>> ResolveId(const std::string& id_or_prefix);
-  // The record as a Container, with an exit the shim recorded since folded in (and saved).
-  absl::StatusOr<Container> Refresh(const std::string& id, const nlohmann::json& doc);
+  // The record as a Container, with an exit the shim recorded since folded in (and, with
+  // `record`, saved). RefreshUnlocked saves it when no operation holds the container.
+  absl::StatusOr<Container> Refresh(const std::string& id, const nlohmann::json& doc,
+                                    bool record);
+  absl::StatusOr<Container> RefreshUnlocked(const std::string& id, const nlohmann::json& doc);
+  // Records the exit once (and publishes "stopped"); later calls change nothing.
   absl::Status RecordExit(const std::string& id, int exit_code, int64_t finished_at_ns,
                           const std::string& reason);
+  absl::Status RecordShimExit(const Container& c, const shim::ExitStatus& exit);
+  // "Completed", "Error" or "OOMKilled" (from the shim, or the memory cgroup's count).
+  std::string ExitReason(const Container& c, const shim::ExitStatus& exit) const;
+  std::string CgroupsPath(const Container& c) const;
+  void Publish(events::ContainerEventType type, const std::string& id, const std::string& pod_id);
+  // The exit watcher's callback.
+  void OnExit(const std::string& id);
   // Serializes operations on one container.
   std::shared_ptr<absl::Mutex> LockFor(const std::string& id);
 
@@ -195,6 +211,9 @@ class ContainerManager {
 
   absl::Mutex locks_mu_;
   std::map<std::string, std::weak_ptr<absl::Mutex>> locks_ ABSL_GUARDED_BY(locks_mu_);
+
+  // Last: its thread calls back into the members above, so it stops first.
+  std::unique_ptr<ExitWatcher> exit_watcher_;
 };
 
 std::string_view ContainerStateName(ContainerState state);

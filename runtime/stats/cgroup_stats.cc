@@ -103,6 +103,19 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const std::string& cgroups_path,
   return stats;
 }
 
+absl::StatusOr<uint64_t> ReadOomKills(const std::string& cgroups_path, const std::string& root) {
+  if (cgroups_path.empty() || cgroups_path[0] != '/' ||
+      cgroups_path.find("..") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        StrCat("cgroup path \"", cgroups_path, "\" is not an absolute cgroupfs path"));
+  }
+  const bool v2 = Exists(root + "/cgroup.controllers");
+  const std::string file = v2 ? StrCat(root, cgroups_path, "/memory.events")
+                              : StrCat(root, "/memory", cgroups_path, "/memory.oom_control");
+  if (!Exists(file)) return absl::NotFoundError(StrCat(file, " not found"));
+  return Lookup(ReadKeyValues(file), "oom_kill");
+}
+
 uint64_t CpuNanoCores(const CgroupStats& earlier, const CgroupStats& later) {
   if (later.timestamp_ns <= earlier.timestamp_ns || later.cpu_usage_ns < earlier.cpu_usage_ns) {
     return 0;

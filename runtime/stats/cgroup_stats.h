@@ -36,6 +36,11 @@ struct CgroupStats {
 absl::StatusOr<CgroupStats> ReadCgroupStats(const std::string& cgroups_path,
                                             const std::string& root = "/sys/fs/cgroup");
 
+// How many times the kernel's OOM killer killed a task of the cgroup (v1
+// memory.oom_control, v2 memory.events). NotFound when the cgroup is gone.
+absl::StatusOr<uint64_t> ReadOomKills(const std::string& cgroups_path,
+                                      const std::string& root = "/sys/fs/cgroup");
+
 // Average CPU use between two samples of one cgroup, in billionths of a core; 0 when
 // they are not in order (or the counter went back: a new cgroup with the same path).
 uint64_t CpuNanoCores(const CgroupStats& earlier, const CgroupStats& later);

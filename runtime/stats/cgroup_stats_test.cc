@@ -82,6 +82,20 @@ TEST_F(CgroupStatsTest, MissingCgroupIsNotFoundAndBadPathsAreRefused) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(CgroupStatsTest, CountsOomKillsOnV1AndV2) {
+  Write("memory/berth/c1/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+  absl::StatusOr<uint64_t> kills = ReadOomKills("/berth/c1", root_);
+  ASSERT_TRUE(kills.ok()) << kills.status();
+  EXPECT_EQ(*kills, 2u);
+  EXPECT_EQ(ReadOomKills("/berth/gone", root_).status().code(), absl::StatusCode::kNotFound);
+
+  Write("cgroup.controllers", "memory\n");
+  Write("berth/c2/memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n");
+  kills = ReadOomKills("/berth/c2", root_);
+  ASSERT_TRUE(kills.ok()) << kills.status();
+  EXPECT_EQ(*kills, 1u);
+}
+
 TEST(CpuNanoCoresTest, IsTheAverageRateBetweenSamples) {
   CgroupStats earlier{.timestamp_ns = 1'000'000'000, .cpu_usage_ns = 0};
   CgroupStats later{.timestamp_ns = 3'000'000'000, .cpu_usage_ns = 1'000'000'000};
