@@ -46,7 +46,7 @@ std::optional<ExitInfo> WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
 // fork + exec with stdout and stderr appended to log_path. The child dies
 // with the test process so a crashed test never leaves a daemon behind.
 absl::StatusOr<pid_t> Spawn(const std::string& binary, const std::vector<std::string>& args,
-                            const std::string& log_path) {
+                            const std::string& log_path, const std::vector<std::string>& env = {}) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -70,6 +70,7 @@ absl::StatusOr<pid_t> Spawn(const std::string& binary, const std::vector<std::st
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (const std::string& entry : env) putenv(const_cast<char*>(entry.c_str()));
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
@@ -200,7 +201,7 @@ absl::StatusOr<std::unique_ptr<BerthdFixture>> BerthdFixture::Start(BerthdOption
 absl::Status BerthdFixture::Launch() {
   absl::StatusOr<std::string> binary = BinaryPath();
   if (!binary.ok()) return binary.status();
-  absl::StatusOr<pid_t> pid = Spawn(*binary, DefaultArgs(), log_path_);
+  absl::StatusOr<pid_t> pid = Spawn(*binary, DefaultArgs(), log_path_, launch_env_);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
   return WaitUntilServing(std::chrono::seconds(30));
@@ -265,9 +266,12 @@ void BerthdFixture::Kill9() {
   pid_ = -1;
 }
 
-absl::Status BerthdFixture::Restart() {
+absl::Status BerthdFixture::Restart(std::vector<std::string> env) {
   if (pid_ > 0) return absl::FailedPreconditionError("berthd is still running");
-  return Launch();
+  launch_env_ = std::move(env);
+  absl::Status launched = Launch();
+  launch_env_.clear();
+  return launched;
 }
 
 absl::StatusOr<std::pair<ExitInfo, std::string>> BerthdFixture::RunBerthd(

@@ -66,8 +66,9 @@ class BerthdFixture {
                                 std::chrono::seconds timeout = std::chrono::seconds(20));
   // kill -9, as a crash would: nothing is cleaned up by the daemon.
   void Kill9();
-  // Starts berthd again on the same directories and waits until it serves.
-  absl::Status Restart();
+  // Starts berthd again on the same directories and waits until it serves. `env`
+  // ("K=V") is added to its environment for this run only (BERTH_CRASH_POINT).
+  absl::Status Restart(std::vector<std::string> env = {});
 
   // Runs another berthd with these arguments to completion (for start-up
   // failures), returning how it ended and its combined output.
@@ -87,6 +88,7 @@ class BerthdFixture {
   absl::Status WaitUntilServing(std::chrono::seconds timeout);
 
   BerthdOptions options_;
+  std::vector<std::string> launch_env_;
   std::string dir_, root_, state_, socket_, config_path_, log_path_;
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;

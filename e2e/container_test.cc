@@ -255,15 +255,18 @@ TEST_F(ContainerTest, ExecSyncKeepsStdoutAndStderrApartAndReturnsTheExitCode) {
 }
 
 TEST_F(ContainerTest, ExecSyncTimeoutKillsTheProcess) {
-  std::string id = Create("exec-timeout", {"sleep", "1000"});
+  // In a shared PID namespace, as critest runs it: the killed process must be reaped
+  // too, or pgrep (here: its /proc/<pid>/comm match) still finds its zombie.
+  std::string pod = RunSharedPidPod();
+  std::string id = Create("exec-timeout", {"tail", "-f", "/dev/null"}, pod, v1::POD);
   ASSERT_TRUE(Start(id).ok());
   v1::ExecSyncResponse response;
   grpc::Status s = ExecSync(id, {"sleep", "4321"}, 1, &response);
   EXPECT_EQ(s.error_code(), grpc::DEADLINE_EXCEEDED) << s.error_message();
-  // As critest checks: nothing of the timed-out command is left in the container.
-  s = ExecSync(id, {"sh", "-c", "ps -o args | grep '^sleep 4321' || true"}, 10, &response);
+  s = ExecSync(id, {"sh", "-c", "grep -lx sleep /proc/[0-9]*/comm || true"}, 10, &response);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(response.stdout(), "");
+  EXPECT_EQ(response.stderr(), "");
 }
 
 TEST_F(ContainerTest, ExecSyncInAContainerThatIsNotRunningFails) {

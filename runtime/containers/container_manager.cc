@@ -13,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "runtime/base/crash_point.h"
 #include "runtime/base/ids.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
@@ -268,6 +269,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(const std::string& id
       return tx.AddRef(Kind::kContainer, id, Kind::kSnapshot, id);
     }));
     RETURN_IF_ERROR(snapshot::MountAll(mounts, rootfs));
+    CrashPoint("container.mounted");
 
     container::SpecContext ctx;
     ctx.container_id = id;
@@ -317,6 +319,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(const std::string& id
          .stdin_once = spec.stdin_once});
   };
   absl::StatusOr<shim::ShimHandle> shim = build();
+  if (shim.ok()) CrashPoint("container.shim_started");
   absl::Status status = shim.status();
   if (status.ok()) {
     status = store_.Update([&](store::Transaction& tx) -> absl::Status {

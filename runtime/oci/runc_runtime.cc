@@ -220,6 +220,7 @@ struct RuncRuntime::Call {
   int stderr_fd = kCapture;
   absl::Duration timeout = absl::ZeroDuration();  // 0 = the runtime's default
   std::function<void()> on_timeout;
+  absl::Duration timeout_grace = absl::ZeroDuration();
   size_t max_capture = 1 << 20;  // per captured stream
   // Exec: a non-zero exit is the process's, not a failure of the runtime.
   bool exit_code_is_result = false;
@@ -255,6 +256,7 @@ absl::Status RuncRuntime::Run(Call& call) {
       .stderr_fd = call.stderr_fd,
       .timeout = timeout,
       .on_timeout = call.on_timeout,
+      .timeout_grace = call.timeout_grace,
       .max_capture = call.max_capture,
   });
   if (!result.ok())
@@ -364,6 +366,10 @@ absl::StatusOr<ExecResult> RuncRuntime::Exec(std::string_view id, std::string_vi
   // runc exec forwards catchable signals only; the process must be killed itself, or it
   // outlives the timeout (critest checks with pgrep).
   call.on_timeout = [pid_file] { KillFromPidFile(pid_file); };
+  // runc exec is its process's subreaper: once the process is killed, it reaps it and
+  // exits. Killing runc first would leave a zombie for the host's init, visible in the
+  // pod's PID namespace until reaped (critest checks with pgrep).
+  call.timeout_grace = absl::Seconds(2);
   call.exit_code_is_result = !options.detach;
   RETURN_IF_ERROR(Run(call));
 

@@ -199,7 +199,14 @@ absl::StatusOr<SubprocessResult> RunSubprocess(const SubprocessOptions& options)
     }
     if (rc == 0) {
       result.timed_out = true;
-      if (options.on_timeout) options.on_timeout();
+      if (options.on_timeout) {
+        options.on_timeout();
+        // Let the child wind down after what on_timeout did (reap what it started).
+        pollfd exited = {pidfd->get(), POLLIN, 0};
+        int grace_ms = static_cast<int>(absl::ToInt64Milliseconds(options.timeout_grace));
+        while (poll(&exited, 1, grace_ms) < 0 && errno == EINTR) {
+        }
+      }
       (void)PidfdKill(*pidfd, SIGKILL);
       break;
     }

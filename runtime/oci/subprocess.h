@@ -74,6 +74,8 @@ struct SubprocessOptions {
   // Called once when the timeout passes, before the child is SIGKILLed (e.g. to kill what
   // the child started).
   std::function<void()> on_timeout;
+  // After on_timeout, how long the child may take to exit by itself before the SIGKILL.
+  absl::Duration timeout_grace = absl::ZeroDuration();
   // Captured output beyond this many bytes per stream is dropped.
   size_t max_capture = 1 << 20;
 };

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "runtime/base/crash_point.h"
 #include "runtime/base/ids.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
@@ -282,6 +283,7 @@ absl::StatusOr<std::string> SandboxManager::Create(const container::PodSpec& spe
     if (kinds.net || kinds.ipc || kinds.uts) {
       ASSIGN_OR_RETURN(pins, PinNamespaces(dir + "/ns", kinds, spec.hostname));
     }
+    CrashPoint("pod.pinned");
     if (!host_ipc) {
       // The pod's /dev/shm: shared by its containers, sized like Docker's default.
       std::string shm = dir + "/shm";
@@ -303,6 +305,7 @@ absl::StatusOr<std::string> SandboxManager::Create(const container::PodSpec& spe
                      .utsns = pins.uts};
       ASSIGN_OR_RETURN(int infra_pid, infra_->Start(pod));
       ready["infra_pid"] = infra_pid;
+      CrashPoint("pod.infra_started");
     }
     return ready;
   };
