@@ -41,8 +41,8 @@ absl::StatusOr<Client> Client::Connect(const std::string& endpoint,
   return client;
 }
 
-void Client::Prepare(grpc::ClientContext& context) const {
-  context.set_deadline(std::chrono::system_clock::now() + timeout_);
+void Client::Prepare(grpc::ClientContext& context, std::chrono::seconds allowance) const {
+  context.set_deadline(std::chrono::system_clock::now() + timeout_ + allowance);
 }
 
 }  // namespace berth::cli

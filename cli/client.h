@@ -28,8 +28,10 @@ class Client {
   static absl::StatusOr<Client> Connect(const std::string& endpoint,
                                         std::chrono::milliseconds timeout);
 
-  // Sets the deadline on a context before each call.
-  void Prepare(grpc::ClientContext& context) const;
+  // Sets the deadline on a context before each call: the client's timeout, plus
+  // `allowance` for a call that may take that long on purpose (a stop's grace
+  // period, an exec's timeout), as the kubelet adds them.
+  void Prepare(grpc::ClientContext& context, std::chrono::seconds allowance = {}) const;
 
   runtime::v1::RuntimeService::Stub& runtime() { return *runtime_; }
   runtime::v1::ImageService::Stub& image() { return *image_; }

@@ -6,6 +6,8 @@
 #ifndef BERTH_CLI_COMMANDS_H_
 #define BERTH_CLI_COMMANDS_H_
 
+#include <google/protobuf/message.h>
+
 #include <CLI/CLI.hpp>
 #include <string>
 
@@ -34,6 +36,9 @@ void AddInfoCommands(CLI::App& app, const GlobalOptions& global);
 void AddImageCommands(CLI::App& app, const GlobalOptions& global);
 // Registers `runp`, `pods`, `inspectp`, `stopp`, `rmp` (pod_commands.cc).
 void AddPodCommands(CLI::App& app, const GlobalOptions& global);
+// Registers `create`, `start`, `stop`, `rm`, `ps`, `inspect`, `logs`, `exec`, `stats`,
+// `events` and `run` (container_commands.cc).
+void AddContainerCommands(CLI::App& app, const GlobalOptions& global);
 
 // Runs a command body, printing its error as "berthctl: <message>" and
 // exiting 1 on failure (CLI11 callbacks cannot return a status).
@@ -41,6 +46,10 @@ void RunCommand(const std::function<CommandResult()>& body);
 
 // A failed RPC as a Status whose message names the RPC and the endpoint.
 absl::Status RpcError(const grpc::Status& status, const std::string& rpc, const Client& client);
+
+// Fills message from a JSON file with the CRI's field names (as crictl reads
+// its config files); an unknown field is an error, not silently dropped.
+absl::Status ReadJsonMessage(const std::string& file, google::protobuf::Message& message);
 
 }  // namespace berth::cli
 

@@ -38,22 +38,6 @@ std::pair<std::string, std::string> SplitTag(const std::string& name) {
   return {name.substr(0, colon), name.substr(colon + 1)};
 }
 
-std::string HumanSize(uint64_t bytes) {
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1000 && unit < 4) {
-    value /= 1000;
-    ++unit;
-  }
-  return unit == 0 ? StrCat(bytes, "B") : fmt::format("{:.3g}{}", value, units[unit]);
-}
-
-std::string ShortId(const std::string& id) {
-  std::string hex = id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
-  return hex.substr(0, 13);
-}
-
 CommandResult Pull(const GlobalOptions& global, const PullOptions& options) {
   absl::StatusOr<Client> client = global.Connect();
   if (!client.ok()) return client.status();
@@ -128,13 +112,8 @@ CommandResult Inspect(const GlobalOptions& global, const std::vector<std::string
     grpc::Status s = client->image().ImageStatus(&ctx, request, &response);
     if (!s.ok()) return RpcError(s, "ImageStatus", *client);
     if (!response.has_image()) return absl::NotFoundError(StrCat("no such image: ", ref));
-    nlohmann::json out = {{"status", ToJson(response.image())}};
-    for (const auto& [key, value] : response.info()) {
-      nlohmann::json parsed = nlohmann::json::parse(value, nullptr, false);
-      out[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
-    }
     // inspect output is structured by nature: a table would lose it.
-    std::cout << Render(out,
+    std::cout << Render(InspectJson(response.image(), response.info()),
                         *format == OutputFormat::kYaml ? OutputFormat::kYaml : OutputFormat::kJson);
   }
   return absl::OkStatus();

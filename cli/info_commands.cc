@@ -57,11 +57,7 @@ CommandResult Info(const GlobalOptions& global) {
 
   if (*format != OutputFormat::kTable) {
     // As crictl info does: the verbose info values are JSON, so nest them.
-    nlohmann::json out = {{"status", ToJson(status.status())}};
-    for (const auto& [key, value] : status.info()) {
-      nlohmann::json parsed = nlohmann::json::parse(value, nullptr, false);
-      out[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
-    }
+    nlohmann::json out = InspectJson(status.status(), status.info());
     if (daemon_status.ok()) out["daemon"] = ToJson(daemon);
     std::cout << Render(out, *format);
     return absl::OkStatus();

@@ -2,8 +2,12 @@
 // runtime (berth, containerd, CRI-O).
 //
 //   berthctl [--runtime-endpoint unix:///run/berth/berth.sock] [-o table|json|yaml] COMMAND
+#include <google/protobuf/util/json_util.h>
+
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "runtime/base/strings.h"
@@ -31,11 +35,29 @@ absl::Status RpcError(const grpc::Status& status, const std::string& rpc, const 
                       StrCat(rpc, " on ", client.target(), ": ", message));
 }
 
+absl::Status ReadJsonMessage(const std::string& file, google::protobuf::Message& message) {
+  std::ifstream in(file);
+  if (!in) return absl::NotFoundError(StrCat("cannot read ", file));
+  std::stringstream text;
+  text << in.rdbuf();
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), &message, options);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(StrCat(file, " is not a ", message.GetDescriptor()->name(),
+                                             " in JSON: ", std::string(parsed.message())));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace berth::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"berthctl: debug a Kubernetes node through its CRI runtime"};
   app.require_subcommand(1);
+  // Global flags also after the command, as crictl takes them (`berthctl ps -o json`);
+  // a command's own flag of the same name wins (`stop -t` is the grace period).
+  app.fallthrough();
   berth::cli::GlobalOptions global;
   if (const char* env = std::getenv("CONTAINER_RUNTIME_ENDPOINT"); env && *env) {
     global.endpoint = env;
@@ -49,6 +71,7 @@ int main(int argc, char** argv) {
   berth::cli::AddInfoCommands(app, global);
   berth::cli::AddImageCommands(app, global);
   berth::cli::AddPodCommands(app, global);
+  berth::cli::AddContainerCommands(app, global);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

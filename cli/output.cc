@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <chrono>
 #include <sstream>
 
 #include "runtime/base/strings.h"
@@ -96,6 +97,43 @@ std::string ToYaml(const nlohmann::json& value) {
 std::string Render(const nlohmann::json& value, OutputFormat format) {
   if (format == OutputFormat::kYaml) return ToYaml(value);
   return value.dump(2) + "\n";
+}
+
+nlohmann::json InspectJson(const google::protobuf::Message& status,
+                           const google::protobuf::Map<std::string, std::string>& info) {
+  nlohmann::json out = {{"status", ToJson(status)}};
+  for (const auto& [key, value] : info) {
+    nlohmann::json parsed = nlohmann::json::parse(value, nullptr, false);
+    out[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
+  }
+  return out;
+}
+
+std::string ShortId(const std::string& id) {
+  std::string hex = id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
+  return hex.substr(0, 13);
+}
+
+std::string HumanSize(uint64_t bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1000 && unit < 4) {
+    value /= 1000;
+    ++unit;
+  }
+  return unit == 0 ? StrCat(bytes, "B") : fmt::format("{:.3g}{}", value, units[unit]);
+}
+
+std::string Age(int64_t unix_nanos) {
+  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  int64_t seconds = (now - unix_nanos) / 1000000000;
+  if (seconds < 60) return StrCat(seconds, "s ago");
+  if (seconds < 3600) return StrCat(seconds / 60, "m ago");
+  if (seconds < 86400) return StrCat(seconds / 3600, "h ago");
+  return StrCat(seconds / 86400, "d ago");
 }
 
 std::string Table::Render() const {

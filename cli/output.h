@@ -7,8 +7,10 @@
 #ifndef BERTH_CLI_OUTPUT_H_
 #define BERTH_CLI_OUTPUT_H_
 
+#include <google/protobuf/map.h>
 #include <google/protobuf/message.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,20 @@ std::string Render(const nlohmann::json& value, OutputFormat format);
 // YAML for a JSON value: block style, strings quoted only when YAML would
 // read them as something else.
 std::string ToYaml(const nlohmann::json& value);
+
+// What the inspect commands print, as crictl does: {"status": <status>, <key>: <value>...}
+// for each verbose info entry, with values that hold JSON (as runtimes encode them)
+// nested as JSON and any other value kept as a string.
+nlohmann::json InspectJson(const google::protobuf::Message& status,
+                           const google::protobuf::Map<std::string, std::string>& info);
+
+// Table cells.
+// "sha256:0123456789abcdef..." or a pod/container id -> its first 13 hex digits.
+std::string ShortId(const std::string& id);
+// 1234567 -> "1.23MB" (SI units, as crictl and docker print sizes).
+std::string HumanSize(uint64_t bytes);
+// How long ago a time in ns since the epoch was: "42s ago", "5m ago", "3h ago", "2d ago".
+std::string Age(int64_t unix_nanos);
 
 class Table {
  public:

@@ -1,5 +1,7 @@
 #include "cli/output.h"
 
+#include <chrono>
+
 #include "api/runtime/v1/api.pb.h"
 #include "gtest/gtest.h"
 
@@ -53,6 +55,30 @@ TEST(OutputTest, TablePadsColumns) {
 TEST(OutputTest, UnknownFormatIsRejected) {
   EXPECT_FALSE(ParseOutputFormat("xml").ok());
   EXPECT_EQ(*ParseOutputFormat("yaml"), OutputFormat::kYaml);
+}
+
+TEST(OutputTest, InspectJsonNestsJsonInfoAndKeepsOtherStrings) {
+  runtime::v1::ContainerStatus status;
+  status.set_id("abc");
+  google::protobuf::Map<std::string, std::string> info;
+  info["info"] = R"({"pid": 42})";
+  info["note"] = "not json";
+  nlohmann::json out = InspectJson(status, info);
+  EXPECT_EQ(out["status"]["id"], "abc");
+  EXPECT_EQ(out["info"]["pid"], 42);
+  EXPECT_EQ(out["note"], "not json");
+}
+
+TEST(OutputTest, TableCells) {
+  EXPECT_EQ(ShortId("sha256:0123456789abcdef0123"), "0123456789abc");
+  EXPECT_EQ(ShortId("fedcba9876543210fedc"), "fedcba9876543");
+  EXPECT_EQ(HumanSize(999), "999B");
+  EXPECT_EQ(HumanSize(1234567), "1.23MB");
+  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  EXPECT_EQ(Age(now - int64_t{90} * 1000000000), "1m ago");
+  EXPECT_EQ(Age(now - int64_t{3} * 86400 * 1000000000), "3d ago");
 }
 
 }  // namespace

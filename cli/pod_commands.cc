@@ -1,9 +1,5 @@
 // `berthctl runp | pods | inspectp | stopp | rmp`: pod sandboxes.
-#include <google/protobuf/util/json_util.h>
-
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "runtime/base/strings.h"
@@ -13,32 +9,10 @@ namespace {
 
 namespace v1 = ::runtime::v1;
 
-std::string Age(int64_t created_ns) {
-  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-  int64_t seconds = (now - created_ns) / 1000000000;
-  if (seconds < 60) return StrCat(seconds, "s ago");
-  if (seconds < 3600) return StrCat(seconds / 60, "m ago");
-  if (seconds < 86400) return StrCat(seconds / 3600, "h ago");
-  return StrCat(seconds / 86400, "d ago");
-}
-
 CommandResult RunPod(const GlobalOptions& global, const std::string& file,
                      const std::string& handler) {
-  std::ifstream in(file);
-  if (!in) return absl::NotFoundError(StrCat("cannot read ", file));
-  std::stringstream text;
-  text << in.rdbuf();
   v1::RunPodSandboxRequest request;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  auto parsed =
-      google::protobuf::util::JsonStringToMessage(text.str(), request.mutable_config(), options);
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        StrCat(file, " is not a PodSandboxConfig in JSON: ", std::string(parsed.message())));
-  }
+  if (absl::Status read = ReadJsonMessage(file, *request.mutable_config()); !read.ok()) return read;
   request.set_runtime_handler(handler);
   absl::StatusOr<Client> client = global.Connect();
   if (!client.ok()) return client.status();
@@ -73,7 +47,7 @@ CommandResult ListPods(const GlobalOptions& global, const std::string& id, bool 
       std::cout << pod.id() << "\n";
       continue;
     }
-    table.AddRow({pod.id().substr(0, 13), Age(pod.created_at()),
+    table.AddRow({ShortId(pod.id()), Age(pod.created_at()),
                   pod.state() == v1::SANDBOX_READY ? "Ready" : "NotReady", pod.metadata().name(),
                   pod.metadata().namespace_(), std::to_string(pod.metadata().attempt()),
                   pod.runtime_handler().empty() ? "(default)" : pod.runtime_handler()});
@@ -96,12 +70,7 @@ CommandResult InspectPods(const GlobalOptions& global, const std::vector<std::st
     client->Prepare(ctx);
     grpc::Status s = client->runtime().PodSandboxStatus(&ctx, request, &response);
     if (!s.ok()) return RpcError(s, "PodSandboxStatus", *client);
-    nlohmann::json out = {{"status", ToJson(response.status())}};
-    for (const auto& [key, value] : response.info()) {
-      nlohmann::json parsed = nlohmann::json::parse(value, nullptr, false);
-      out[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
-    }
-    std::cout << Render(out,
+    std::cout << Render(InspectJson(response.status(), response.info()),
                         *format == OutputFormat::kYaml ? OutputFormat::kYaml : OutputFormat::kJson);
   }
   return absl::OkStatus();
