@@ -155,7 +155,8 @@ ContainerManager::ContainerManager(store::Store& store, sandbox::SandboxManager&
       containers_dir_(options_.state_dir + "/containers"),
       runc_(oci::RuncOptions{.name = "runc",
                              .binary = options_.runc_binary,
-                             .root = options_.state_dir + "/runtimes/runc"}),
+                             .root = options_.state_dir + "/runtimes/runc",
+                             .exec_wrapper = {options_.shim_binary, "--reap", "--"}}),
       exit_watcher_(std::make_unique<ExitWatcher>([this](const std::string& id) { OnExit(id); })) {
 }
 

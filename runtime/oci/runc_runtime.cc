@@ -215,6 +215,7 @@ struct RuncRuntime::Call {
   std::string command;            // "start"
   std::string id;                 // the container, for messages
   std::vector<std::string> args;  // after the command
+  std::vector<std::string> wrapper;  // a command prefix to run runc under
   int stdin_fd = kDevNull;
   int stdout_fd = kCapture;
   int stderr_fd = kCapture;
@@ -242,8 +243,9 @@ absl::Status RuncRuntime::Run(Call& call) {
   if (ec) return absl::InternalError(StrCat(what, ": create ", options_.root, ": ", ec.message()));
 
   ASSIGN_OR_RETURN(UniqueFd log, MemFile("runc-log", ""));
-  std::vector<std::string> argv = {options_.binary, "--root",       options_.root, "--log",
-                                   ProcFdPath(log), "--log-format", "json"};
+  std::vector<std::string> argv = call.wrapper;
+  argv.insert(argv.end(), {options_.binary, "--root", options_.root, "--log", ProcFdPath(log),
+                           "--log-format", "json"});
   argv.insert(argv.end(), options_.global_args.begin(), options_.global_args.end());
   argv.push_back(call.command);
   argv.insert(argv.end(), call.args.begin(), call.args.end());
@@ -348,7 +350,7 @@ absl::StatusOr<ExecResult> RuncRuntime::Exec(std::string_view id, std::string_vi
     ASSIGN_OR_RETURN(scratch, ScratchDir::Make(options_.scratch_dir));
     pid_file = scratch.path() + "/pid";
   }
-  Call call{.command = "exec", .id = std::string(id)};
+  Call call{.command = "exec", .id = std::string(id), .wrapper = options_.exec_wrapper};
   call.args = {"--process", ProcFdPath(process), "--pid-file", pid_file};
   if (options.detach) call.args.push_back("--detach");
   if (!options.console_socket.empty()) {

@@ -31,6 +31,9 @@ struct RuncOptions {
   absl::Duration timeout = absl::Seconds(30);  // per operation, unless its options say
   // Where Exec puts a pid file when the caller gives none; "" = $TMPDIR or /tmp.
   std::string scratch_dir;
+  // What `runc exec` runs under: a command prefix such as {"berth-shim", "--reap", "--"}
+  // (runtime/shim/reaper.h), which reaps the exec'd process the moment it dies.
+  std::vector<std::string> exec_wrapper;
 };
 
 class RuncRuntime : public OciRuntime {

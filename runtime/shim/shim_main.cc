@@ -4,6 +4,7 @@
 //              [--runtime-arg ARG]... [--log-path FILE] [--tty] [--stdin] [--stdin-once]
 //              [--no-pivot] [--no-new-keyring] [--max-log-line N]
 //              [--create-timeout-ms N] [--drain-timeout-ms N] [--sync-fd N]
+//   berth-shim --reap -- PROGRAM ARGS...      (reaper.h: how berthd runs `runc exec`)
 //
 // It detaches from its parent at once: a new session (so no signal to berthd's process
 // group or terminal reaches it) and a fork whose parent exits, so berthd reaps the first
@@ -23,6 +24,7 @@
 
 #include <string>
 
+#include "runtime/shim/reaper.h"
 #include "runtime/shim/shim.h"
 
 namespace {
@@ -106,6 +108,9 @@ void __verbose_terminate_handler() { abort(); }
 }  // namespace __gnu_cxx
 
 int main(int argc, char** argv) {
+  if (argc >= 3 && strcmp(argv[1], "--reap") == 0 && strcmp(argv[2], "--") == 0) {
+    return berth::shim::RunReaping(argv + 3);
+  }
   berth::shim::ShimConfig config;
   int sync_fd = -1;
   std::string error;

@@ -604,3 +604,34 @@ TEST_F(ShimTest, CreateAndStartCostNextToBareRunc) {
 
 }  // namespace
 }  // namespace berth::shim
+
+namespace berth::shim {
+namespace {
+
+// `berth-shim --reap`: the wrapper berthd runs `runc exec` under.
+TEST(ReaperTest, ExitsAsItsProgramDidAndReapsItsOrphans) {
+  auto run = [](std::vector<std::string> program) {
+    std::vector<std::string> argv = {ShimBinary(), "--reap", "--"};
+    argv.insert(argv.end(), program.begin(), program.end());
+    absl::StatusOr<oci::SubprocessResult> result =
+        oci::RunSubprocess({.argv = argv, .timeout = absl::Seconds(30)});
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : oci::SubprocessResult{};
+  };
+  EXPECT_EQ(run({"/bin/sh", "-c", "exit 3"}).ExitCode(), 3);
+  EXPECT_EQ(run({"/bin/sh", "-c", "kill -KILL $$"}).ExitCode(), 128 + SIGKILL);
+  oci::SubprocessResult missing = run({"/nonexistent/program"});
+  EXPECT_EQ(missing.ExitCode(), 127);
+  EXPECT_NE(missing.err.find("/nonexistent/program"), std::string::npos) << missing.err;
+  // A grandchild orphaned by the program, dead by the time the program ends, is reaped
+  // by the wrapper: none is left as a zombie.
+  oci::SubprocessResult orphaned =
+      run({"/bin/sh", "-c", "(sh -c 'echo $$; exit 0') & sleep 0.2; exit 0"});
+  EXPECT_EQ(orphaned.ExitCode(), 0);
+  std::string pid = orphaned.out.substr(0, orphaned.out.find('\n'));
+  ASSERT_FALSE(pid.empty());
+  EXPECT_NE(access(("/proc/" + pid).c_str(), F_OK), 0) << "orphan " << pid << " not reaped";
+}
+
+}  // namespace
+}  // namespace berth::shim
