@@ -1,27 +1,21 @@
 // `berthctl create | start | stop | rm | ps | inspect | logs | exec | stats | events`:
 // containers, as crictl has them; `berthctl run`: image, pod and container in one go,
 // as docker run has it.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cctype>
-#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <random>
 #include <regex>
 #include <set>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/cri_log.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 
@@ -53,8 +47,7 @@ struct PsOptions {
 
 struct LogOptions {
   bool follow = false;
-  int64_t tail = -1;  // the last N lines; -1 for all
-  bool timestamps = false;
+  LogPrintOptions print;  // --tail, --timestamps
 };
 
 struct ExecOptions {
@@ -157,15 +150,36 @@ void ExitWith(int code) {
 // One RPC each, shared by the commands
 
 absl::StatusOr<v1::ContainerStatusResponse> GetContainerStatus(Client& client,
-                                                               const std::string& id,
+                                                               const std::string& id_or_name,
                                                                bool verbose = false) {
-  v1::ContainerStatusRequest request;
-  request.set_container_id(id);
-  request.set_verbose(verbose);
+  auto query = [&](const std::string& id, v1::ContainerStatusResponse* response) {
+    v1::ContainerStatusRequest request;
+    request.set_container_id(id);
+    request.set_verbose(verbose);
+    grpc::ClientContext ctx;
+    client.Prepare(ctx);
+    return client.runtime().ContainerStatus(&ctx, request, response);
+  };
   v1::ContainerStatusResponse response;
-  grpc::ClientContext ctx;
-  client.Prepare(ctx);
-  grpc::Status s = client.runtime().ContainerStatus(&ctx, request, &response);
+  grpc::Status s = query(id_or_name, &response);
+  if (s.error_code() == grpc::NOT_FOUND) {
+    // Not an id: a container name, as docker takes (`berthctl run --name web`).
+    v1::ListContainersRequest list;
+    v1::ListContainersResponse listed;
+    grpc::ClientContext ctx;
+    client.Prepare(ctx);
+    if (client.runtime().ListContainers(&ctx, list, &listed).ok()) {
+      std::vector<std::string> named;
+      for (const v1::Container& c : listed.containers()) {
+        if (c.metadata().name() == id_or_name) named.push_back(c.id());
+      }
+      if (named.size() > 1) {
+        return absl::FailedPreconditionError(StrCat(named.size(), " containers are named ",
+                                                    id_or_name, ": give an id"));
+      }
+      if (named.size() == 1) s = query(named[0], &response);
+    }
+  }
   if (!s.ok()) return RpcError(s, "ContainerStatus", client);
   return response;
 }
@@ -213,206 +227,7 @@ absl::StatusOr<bool> ContainerEnded(Client& client, const std::string& id) {
 }
 
 // ---------------------------------------------------------------------------
-// Reading CRI logs
-
-enum class LogStream { kStdout = 0, kStderr = 1 };
-
-// One line of the container's output.
-struct LogLine {
-  std::string timestamp;  // of its first record
-  LogStream stream = LogStream::kStdout;
-  std::string text;
-  // False for text the container never ended with a newline (its stream closed mid-line).
-  bool complete = true;
-};
-
-// Parses the CRI log format, "<RFC 3339 time> <stdout|stderr> <P|F> <text>" per
-// record, into lines: a writer cuts a long line into P (partial) records ended by
-// an F record, and the two streams' records interleave.
-class CriLogParser {
- public:
-  // Appends the lines `bytes` completes to `out`; a record cut by the end of
-  // `bytes` waits for the next call.
-  void Feed(std::string_view bytes, std::vector<LogLine>& out) {
-    unterminated_.append(bytes);
-    size_t start = 0;
-    for (size_t end; (end = unterminated_.find('\n', start)) != std::string::npos;
-         start = end + 1) {
-      ParseRecord(std::string_view(unterminated_).substr(start, end - start), out);
-    }
-    unterminated_.erase(0, start);
-  }
-
-  // The file being read ends here (it was rotated away): a record it cut off
-  // can never be completed.
-  void EndOfFile() { unterminated_.clear(); }
-
-  // The log is over: hands out the text of P records no F record ended.
-  void Flush(std::vector<LogLine>& out) {
-    for (Pending& pending : pending_) {
-      if (!pending.open) continue;
-      out.push_back({pending.timestamp, pending.stream, std::move(pending.text), false});
-      pending = Pending{.stream = pending.stream};
-    }
-  }
-
- private:
-  struct Pending {
-    LogStream stream;
-    bool open = false;
-    std::string timestamp;
-    std::string text;
-  };
-
-  void ParseRecord(std::string_view record, std::vector<LogLine>& out) {
-    // A line that is not a CRI record is skipped, as the kubelet does.
-    size_t time_end = record.find(' ');
-    if (time_end == std::string_view::npos) return;
-    size_t stream_end = record.find(' ', time_end + 1);
-    if (stream_end == std::string_view::npos) return;
-    std::string_view stream = record.substr(time_end + 1, stream_end - time_end - 1);
-    if (stream != "stdout" && stream != "stderr") return;
-    // The tag is a ':'-separated list whose first item is P or F; an empty
-    // text may lose the space before it.
-    size_t tag_end = record.find(' ', stream_end + 1);
-    std::string_view tag =
-        record.substr(stream_end + 1, tag_end == std::string_view::npos ? std::string_view::npos
-                                                                        : tag_end - stream_end - 1);
-    std::string_view text =
-        tag_end == std::string_view::npos ? std::string_view() : record.substr(tag_end + 1);
-    bool partial = tag.substr(0, tag.find(':')) == "P";
-
-    Pending& pending = pending_[stream == "stdout" ? 0 : 1];
-    if (!pending.open) pending.timestamp = std::string(record.substr(0, time_end));
-    pending.open = true;
-    pending.text.append(text);
-    if (partial) return;
-    out.push_back({std::move(pending.timestamp), pending.stream, std::move(pending.text), true});
-    pending = Pending{.stream = pending.stream};
-  }
-
-  std::string unterminated_;
-  Pending pending_[2] = {{.stream = LogStream::kStdout}, {.stream = LogStream::kStderr}};
-};
-
-// A log file read as it grows. The kubelet rotates a container's log by
-// renaming it away and asking the runtime to reopen the path, so the path can
-// come to name a new file, to read from its start once the old one is read to
-// its end.
-class GrowingFile {
- public:
-  explicit GrowingFile(std::string path) : path_(std::move(path)) {}
-  ~GrowingFile() { Reset(); }
-  GrowingFile(const GrowingFile&) = delete;
-  GrowingFile& operator=(const GrowingFile&) = delete;
-
-  // Appends up to one buffer of what was written since the last call to
-  // `out`; nothing at the end of the file. NotFound while the path does not exist.
-  absl::Status ReadSome(std::string& out) {
-    if (fd_ < 0) {
-      fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd_ < 0) {
-        int err = errno;
-        return absl::Status(
-            err == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kFailedPrecondition,
-            StrCat("open ", path_, ": ", std::strerror(err)));
-      }
-      offset_ = 0;
-    }
-    struct stat st;
-    if (fstat(fd_, &st) != 0) {
-      return absl::InternalError(StrCat("stat ", path_, ": ", std::strerror(errno)));
-    }
-    identity_ = {st.st_dev, st.st_ino};
-    // Truncated in place (logrotate's copytruncate): start over.
-    if (st.st_size < offset_) offset_ = 0;
-    char buffer[64 * 1024];
-    ssize_t n;
-    do {
-      n = pread(fd_, buffer, sizeof(buffer), offset_);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return absl::InternalError(StrCat("read ", path_, ": ", std::strerror(errno)));
-    out.append(buffer, n);
-    offset_ += n;
-    return absl::OkStatus();
-  }
-
-  // Whether the path names another file than the one being read. Not while
-  // it names none: renamed away and not reopened yet, the old file is still
-  // the one written.
-  bool Rotated() const {
-    struct stat st;
-    if (fd_ < 0 || stat(path_.c_str(), &st) != 0) return false;
-    return std::make_pair(st.st_dev, st.st_ino) != identity_;
-  }
-
-  // Leaves the current file: the next ReadSome opens the path anew.
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  const std::string path_;
-  int fd_ = -1;
-  std::pair<dev_t, ino_t> identity_;
-  off_t offset_ = 0;
-};
-
-// Prints log lines, stdout ones to stdout and stderr ones to stderr. With a
-// tail, holds them back until ReleaseTail, keeping only the last ones.
-class LogPrinter {
- public:
-  explicit LogPrinter(const LogOptions& options)
-      : timestamps_(options.timestamps), tail_(options.tail), holding_(options.tail >= 0) {}
-
-  void Add(std::vector<LogLine>& lines) {
-    for (LogLine& line : lines) {
-      if (!holding_) {
-        Print(line);
-        continue;
-      }
-      held_.push_back(std::move(line));
-      if (held_.size() > static_cast<size_t>(tail_)) held_.pop_front();
-    }
-    lines.clear();
-  }
-
-  // Prints the lines held back; lines added from now on are printed at once.
-  void ReleaseTail() {
-    for (const LogLine& line : held_) Print(line);
-    held_.clear();
-    holding_ = false;
-    std::cout.flush();
-  }
-
- private:
-  void Print(const LogLine& line) const {
-    std::ostream& out = line.stream == LogStream::kStderr ? std::cerr : std::cout;
-    if (timestamps_) out << line.timestamp << ' ';
-    out << line.text;
-    if (line.complete) out << '\n';
-  }
-
-  const bool timestamps_;
-  const int64_t tail_;
-  bool holding_;
-  std::deque<LogLine> held_;
-};
-
-// Reads the file to its current end, printing the lines it completes.
-absl::Status PrintToEnd(GrowingFile& file, CriLogParser& parser, LogPrinter& printer) {
-  std::string bytes;
-  std::vector<LogLine> lines;
-  do {
-    bytes.clear();
-    RETURN_IF_ERROR(file.ReadSome(bytes));
-    parser.Feed(bytes, lines);
-    printer.Add(lines);
-  } while (!bytes.empty());
-  std::cout.flush();
-  return absl::OkStatus();
-}
+// A container's log (its reading and parsing: cli/cri_log.h)
 
 // Prints a container's log, its stdout lines to stdout and its stderr lines to
 // stderr. With options.follow, goes on printing what is appended until the
@@ -420,49 +235,24 @@ absl::Status PrintToEnd(GrowingFile& file, CriLogParser& parser, LogPrinter& pri
 absl::Status PrintContainerLog(Client& client, const std::string& container_id,
                                const std::string& log_path, const LogOptions& options,
                                const std::function<absl::Status()>& on_poll = nullptr) {
-  GrowingFile file(log_path);
-  CriLogParser parser;
-  LogPrinter printer(options);
-  std::vector<LogLine> unfinished;
-
+  CriLogFollower log(log_path, options.print, std::cout, std::cerr);
   // What the file holds already, of which --tail keeps the end.
-  absl::Status read = PrintToEnd(file, parser, printer);
+  absl::Status read = log.ReadExisting();
   // A container that has not written yet may have no file yet; follow waits for it.
   if (!read.ok() && !(options.follow && absl::IsNotFound(read))) {
     return absl::Status(read.code(),
                         StrCat("read the log of container ", container_id, ": ", read.message()));
   }
   if (!options.follow) {
-    parser.Flush(unfinished);
-    printer.Add(unfinished);
-    printer.ReleaseTail();
+    log.Finish();
     return absl::OkStatus();
   }
-  printer.ReleaseTail();
-
-  bool ended = false;
-  while (true) {
-    // Looked at before reading: once the path names a new file, the old one
-    // gets no more records, so reading it to its end misses none.
-    bool rotated = file.Rotated();
-    read = PrintToEnd(file, parser, printer);
-    if (!read.ok() && !absl::IsNotFound(read)) return read;
-    if (rotated) {
-      parser.EndOfFile();
-      file.Reset();
-      continue;
-    }
-    // One more read after the container ended: the shim records the exit only
-    // after it has written all the output, which may have come since.
-    if (ended) break;
-    if (on_poll) RETURN_IF_ERROR(on_poll());
-    ASSIGN_OR_RETURN(ended, ContainerEnded(client, container_id));
-    if (!ended) std::this_thread::sleep_for(kLogPollInterval);
-  }
-  parser.Flush(unfinished);
-  printer.Add(unfinished);
-  std::cout.flush();
-  return absl::OkStatus();
+  return log.Follow(
+      [&]() -> absl::StatusOr<bool> {
+        if (on_poll) RETURN_IF_ERROR(on_poll());
+        return ContainerEnded(client, container_id);
+      },
+      kLogPollInterval);
 }
 
 // ---------------------------------------------------------------------------
@@ -500,8 +290,8 @@ CommandResult ForEachContainer(
 absl::Status Stop(Client& client, const std::string& id, int64_t timeout_seconds) {
   // StopContainer succeeds for an unknown id (the kubelet retries stops); a
   // person who typed a wrong id wants to hear it.
-  RETURN_IF_ERROR(GetContainerStatus(client, id).status());
-  return StopContainer(client, id, timeout_seconds);
+  ASSIGN_OR_RETURN(v1::ContainerStatusResponse status, GetContainerStatus(client, id));
+  return StopContainer(client, status.status().id(), timeout_seconds);
 }
 
 absl::Status Remove(Client& client, const std::string& id, bool force) {
@@ -512,9 +302,9 @@ absl::Status Remove(Client& client, const std::string& id, bool force) {
       return absl::FailedPreconditionError(
           StrCat("container ", id, " is running: stop it first, or rm --force"));
     }
-    RETURN_IF_ERROR(StopContainer(client, id, /*timeout_seconds=*/0));
+    RETURN_IF_ERROR(StopContainer(client, status.status().id(), /*timeout_seconds=*/0));
   }
-  return RemoveContainer(client, id);
+  return RemoveContainer(client, status.status().id());
 }
 
 CommandResult ListContainers(const GlobalOptions& global, const PsOptions& options) {
@@ -603,8 +393,9 @@ CommandResult Logs(const GlobalOptions& global, const std::string& id, const Log
 CommandResult Exec(const GlobalOptions& global, const ExecOptions& options, int& exit_code) {
   absl::StatusOr<Client> client = global.Connect();
   if (!client.ok()) return client.status();
+  ASSIGN_OR_RETURN(v1::ContainerStatusResponse status, GetContainerStatus(*client, options.id));
   v1::ExecSyncRequest request;
-  request.set_container_id(options.id);
+  request.set_container_id(status.status().id());
   for (const std::string& arg : options.command) request.add_cmd(arg);
   request.set_timeout(options.timeout_seconds);
   grpc::ClientContext ctx;
@@ -770,6 +561,8 @@ v1::PodSandboxConfig DefaultPodConfig(const std::string& name) {
   metadata->set_namespace_("default");
   metadata->set_uid(RandomHex(32));
   config.set_log_directory(StrCat("/var/log/pods/default_", name, "_", metadata->uid()));
+  // Its own UTS namespace gets its name, as docker names a container's host.
+  config.set_hostname(name);
   return config;
 }
 
@@ -983,9 +776,9 @@ void AddContainerCommands(CLI::App& app, const GlobalOptions& global) {
   CLI::App* logs_cmd = app.add_subcommand("logs", "print a container's log");
   logs_cmd->add_option("id", *logs_id, "container id (or unique prefix)")->required();
   logs_cmd->add_flag("-f,--follow", logs->follow, "keep printing until the container exits");
-  logs_cmd->add_option("--tail", logs->tail, "only the last N lines (-1: all)")
+  logs_cmd->add_option("--tail", logs->print.tail, "only the last N lines (-1: all)")
       ->capture_default_str();
-  logs_cmd->add_flag("-t,--timestamps", logs->timestamps, "print each line's time first");
+  logs_cmd->add_flag("-t,--timestamps", logs->print.timestamps, "print each line's time first");
   logs_cmd->callback(
       [&global, logs_id, logs] { RunCommand([&] { return Logs(global, *logs_id, *logs); }); });
 

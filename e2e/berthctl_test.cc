@@ -1,11 +1,14 @@
 // berthctl as an operator types it, against a real berthd and registry.
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -57,6 +60,97 @@ CommandRun Berthctl(const BerthdFixture& berthd, const std::string& args,
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out,
           stderr_file.empty() ? "" : ReadFile(stderr_file)};
 }
+
+// A berthctl left running in the background (`events`), its stdout and stderr
+// each in a file. Going out of scope kills it by its PID.
+class BackgroundBerthctl {
+ public:
+  BackgroundBerthctl(const BerthdFixture& berthd, const std::vector<std::string>& args,
+                     const std::string& out_file, const std::string& err_file)
+      : out_file_(out_file), err_file_(err_file) {
+    const std::string binary = BerthctlPath();
+    std::vector<std::string> all = {binary, "-r", "unix://" + berthd.socket()};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : all) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      // Dies with the test, so a crashed test leaves no berthctl behind.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      dup2(out, STDOUT_FILENO);
+      dup2(err, STDERR_FILENO);
+      execv(binary.c_str(), argv.data());
+      _exit(127);
+    }
+    close(out);
+    close(err);
+  }
+  ~BackgroundBerthctl() { Kill(); }
+  BackgroundBerthctl(const BackgroundBerthctl&) = delete;
+  BackgroundBerthctl& operator=(const BackgroundBerthctl&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string out() const { return ReadFile(out_file_); }
+  std::string err() const { return ReadFile(err_file_); }
+
+  // Waits until it has connected to its endpoint (it holds a socket), then
+  // gives it `settle` for its call to reach the daemon.
+  void WaitConnected(std::chrono::milliseconds settle) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!HoldsASocket() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(HoldsASocket()) << "berthctl never connected; stderr: " << err();
+    std::this_thread::sleep_for(settle);
+  }
+
+  // Its exit code once it has ended on its own (-1 if a signal killed it), or
+  // nullopt if it is still running after `timeout`.
+  std::optional<int> Wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (pid_ > 0) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  }
+
+  // Interrupts it, as Ctrl-C would, and reaps it.
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGINT);
+    if (!Wait(std::chrono::seconds(10)).has_value() && pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+
+ private:
+  bool HoldsASocket() const {
+    std::error_code ec;
+    for (const auto& fd : std::filesystem::directory_iterator(StrCat("/proc/", pid_, "/fd"), ec)) {
+      std::error_code link_ec;
+      if (std::filesystem::read_symlink(fd.path(), link_ec).string().rfind("socket:", 0) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  const std::string out_file_, err_file_;
+  pid_t pid_ = -1;
+};
 
 TEST(BerthctlTest, VersionInfoAndTheImageCommands) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root: image layers are unpacked with ownership";
@@ -512,18 +606,105 @@ TEST_F(BerthctlContainerTest, AnUnknownContainerIsNamedAndARunningOneIsNotRemove
   }
   CommandRun exec = Berthctl("exec " + unknown + " -- true");
   EXPECT_EQ(exec.code, 1);
-  EXPECT_NE(exec.err.find("berthctl: ExecSync"), std::string::npos) << exec.err;
+  EXPECT_NE(exec.err.find("container " + unknown + " not found"), std::string::npos) << exec.err;
 
   CommandRun run =
       Berthctl("run -d --name busy --pod-config " + pod_config_ + " busybox:1.36 -- sleep 1000");
   ASSERT_EQ(run.code, 0) << run.err;
   std::string id = FirstLine(run.out);
+  // A name works where an id does, as with docker.
+  CommandRun by_name = Berthctl("exec busy -- echo named");
+  EXPECT_EQ(by_name.code, 0) << by_name.err;
+  EXPECT_EQ(by_name.out, "named\n");
   CommandRun rm = Berthctl("rm " + id);
   EXPECT_EQ(rm.code, 1);
   EXPECT_NE(rm.err.find("is running"), std::string::npos) << rm.err;
   CommandRun forced = Berthctl("rm -f " + id);
   EXPECT_EQ(forced.code, 0) << forced.err;
   EXPECT_EQ(Berthctl("ps -a -q").out, "");
+}
+
+// The lines of `text`, without their newlines.
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST_F(BerthctlContainerTest, EventsFollowARunFromCreatedToDeleted) {
+  // Pulled first, so that the run below is quick and its events are all there are.
+  ASSERT_EQ(Berthctl("pull busybox:1.36").code, 0);
+  BackgroundBerthctl table(*berthd_, {"events"}, berthd_->dir() + "/events.out",
+                           berthd_->dir() + "/events.err");
+  BackgroundBerthctl json(*berthd_, {"-o", "json", "events"}, berthd_->dir() + "/events.json",
+                          berthd_->dir() + "/events-json.err");
+  // Events from before a subscription are not replayed: let both subscribe first.
+  table.WaitConnected(std::chrono::milliseconds(300));
+  json.WaitConnected(std::chrono::milliseconds(0));
+
+  std::string name = name_prefix_ + "events";
+  CommandRun run = Berthctl(StrCat("run --rm --name ", name, " busybox:1.36 -- true"));
+  ASSERT_EQ(run.code, 0) << run.err;
+  // The stream may lag the RPCs by a little.
+  for (int i = 0; i < 100 && (Lines(json.out()).size() < 4 || Lines(table.out()).size() < 5); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  table.Kill();
+  json.Kill();
+  EXPECT_EQ(table.err(), "");
+  EXPECT_EQ(json.err(), "");
+
+  // -o json: one object per line, in the order the container lived.
+  const std::vector<std::string> types = {"CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT",
+                                          "CONTAINER_STOPPED_EVENT", "CONTAINER_DELETED_EVENT"};
+  std::vector<std::string> json_lines = Lines(json.out());
+  ASSERT_EQ(json_lines.size(), types.size()) << json.out();
+  std::vector<nlohmann::json> events;
+  for (const std::string& line : json_lines) {
+    ASSERT_TRUE(nlohmann::json::accept(line)) << line;
+    events.push_back(nlohmann::json::parse(line));
+  }
+  const std::string id = events[0].value("containerId", "");
+  ASSERT_EQ(id.size(), 64u) << json_lines[0];
+  const std::string pod_id = events[0]["podSandboxStatus"].value("id", "");
+  ASSERT_EQ(pod_id.size(), 64u) << json_lines[0];
+  // `run` names the pod and the container alike.
+  EXPECT_EQ(events[0]["podSandboxStatus"]["metadata"]["name"], name) << json_lines[0];
+  ASSERT_EQ(events[0]["containersStatuses"].size(), 1u) << json_lines[0];
+  EXPECT_EQ(events[0]["containersStatuses"][0]["id"], id);
+  EXPECT_EQ(events[0]["containersStatuses"][0]["metadata"]["name"], name);
+  for (size_t i = 0; i < types.size(); ++i) {
+    EXPECT_EQ(events[i].value("containerId", ""), id) << json_lines[i];
+    EXPECT_EQ(events[i].value("containerEventType", ""), types[i]) << json_lines[i];
+    EXPECT_GT(std::stoll(events[i].value("createdAt", "0")), 0) << json_lines[i];
+  }
+
+  // The table: a header, then one row per event, with the short ids.
+  std::vector<std::string> rows = Lines(table.out());
+  ASSERT_EQ(rows.size(), 1 + types.size()) << table.out();
+  EXPECT_TRUE(std::regex_match(rows[0], std::regex("TIME +CONTAINER +EVENT +POD ID"))) << rows[0];
+  for (size_t i = 0; i < types.size(); ++i) {
+    std::string want = StrCat(R"(\d{4}-\d\d-\d\dT[\d:.]{18}Z   )", id.substr(0, 13), "   ",
+                              types[i], "   ", pod_id.substr(0, 13));
+    EXPECT_TRUE(std::regex_match(rows[i + 1], std::regex(want))) << rows[i + 1];
+  }
+}
+
+TEST_F(BerthctlContainerTest, EventsEndWithAnErrorNamingTheRpcWhenBerthdDies) {
+  BackgroundBerthctl events(*berthd_, {"events"}, berthd_->dir() + "/events.out",
+                            berthd_->dir() + "/events.err");
+  events.WaitConnected(std::chrono::milliseconds(300));
+  berthd_->Kill9();
+  std::optional<int> code = events.Wait(std::chrono::seconds(10));
+  // TearDown removes what is left through the daemon.
+  ASSERT_TRUE(berthd_->Restart().ok());
+
+  ASSERT_TRUE(code.has_value()) << "berthctl events outlived berthd";
+  EXPECT_EQ(*code, 1) << events.err();
+  EXPECT_EQ(events.err().rfind("berthctl: GetContainerEvents on ", 0), 0u) << events.err();
+  EXPECT_NE(events.err().find(berthd_->socket()), std::string::npos) << events.err();
+  EXPECT_EQ(events.out(), "");  // no event, no header
 }
 
 }  // namespace

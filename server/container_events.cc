@@ -30,6 +30,9 @@ grpc::Status RuntimeServiceImpl::GetContainerEvents(
     v1::PodSandboxStatusResponse pod_status;
     if (PodSandboxStatus(nullptr, &pod_request, &pod_status).ok()) {
       *response.mutable_pod_sandbox_status() = pod_status.status();
+    } else {
+      // The pod may be gone by now (a DELETED event of RemovePodSandbox): name it still.
+      response.mutable_pod_sandbox_status()->set_id(event.pod_id);
     }
     v1::ListContainersRequest list_request;
     list_request.mutable_filter()->set_pod_sandbox_id(event.pod_id);
