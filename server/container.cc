@@ -4,6 +4,8 @@
 #include <fstream>
 
 #include "nlohmann/json.hpp"
+#include "runtime/base/strings.h"
+#include "runtime/container/seccomp.h"
 #include "server/grpc_status.h"
 #include "server/runtime_service.h"
 
@@ -38,7 +40,7 @@ container::LinuxResources ToLinuxResources(const v1::LinuxContainerResources& r)
   return resources;
 }
 
-container::ContainerSpec ToContainerSpec(const v1::ContainerConfig& config) {
+absl::StatusOr<container::ContainerSpec> ToContainerSpec(const v1::ContainerConfig& config) {
   container::ContainerSpec spec;
   spec.name = config.metadata().name();
   spec.attempt = config.metadata().attempt();
@@ -98,6 +100,26 @@ container::ContainerSpec ToContainerSpec(const v1::ContainerConfig& config) {
   }
   out.seccomp = ToProfile(sc.seccomp(), sc.has_seccomp());
   out.apparmor = ToProfile(sc.apparmor(), sc.has_apparmor());
+  // The deprecated string fields ("runtime/default", "docker/default", "unconfined",
+  // "localhost/<path>"), which older kubelets and critest 1.26 send; the structured
+  // fields win when both are set.
+  if (!sc.has_seccomp()) {
+    absl::StatusOr<std::optional<container::SecurityProfile>> legacy =
+        container::ProfileFromLegacyName(sc.seccomp_profile_path());
+    if (!legacy.ok()) {
+      return absl::InvalidArgumentError(
+          StrCat("seccomp_profile_path: ", legacy.status().message()));
+    }
+    out.seccomp = *legacy;
+  }
+  if (!sc.has_apparmor()) {
+    absl::StatusOr<std::optional<container::SecurityProfile>> legacy =
+        container::ProfileFromLegacyName(sc.apparmor_profile());
+    if (!legacy.ok()) {
+      return absl::InvalidArgumentError(StrCat("apparmor_profile: ", legacy.status().message()));
+    }
+    out.apparmor = *legacy;
+  }
   return spec;
 }
 
@@ -131,9 +153,10 @@ grpc::Status RuntimeServiceImpl::CreateContainer(grpc::ServerContext*,
   if (request->config().image().image().empty()) {
     return grpc::Status(grpc::INVALID_ARGUMENT, "container image is empty");
   }
-  absl::StatusOr<std::string> id =
-      runtime_.containers().Create(request->pod_sandbox_id(), ToContainerSpec(request->config()),
-                                   request->config().image().image());
+  absl::StatusOr<container::ContainerSpec> spec = ToContainerSpec(request->config());
+  if (!spec.ok()) return ToGrpcStatus(spec.status());
+  absl::StatusOr<std::string> id = runtime_.containers().Create(
+      request->pod_sandbox_id(), *spec, request->config().image().image());
   if (!id.ok()) return ToGrpcStatus(id.status());
   response->set_container_id(*id);
   return grpc::Status::OK;
