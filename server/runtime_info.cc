@@ -1,5 +1,8 @@
 // Version, Status, RuntimeConfig and UpdateRuntimeConfig: what the kubelet
 // asks before anything else.
+#include <unistd.h>
+
+#include "nlohmann/json.hpp"
 #include "runtime/base/strings.h"
 #include "server/grpc_status.h"
 #include "server/runtime_service.h"
@@ -40,6 +43,17 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const v1::StatusRe
     absl::StatusOr<std::string> cidr = runtime_.PodCidr();
     if (!cidr.ok()) return ToGrpcStatus(cidr.status());
     (*response->mutable_info())["podCIDR"] = *cidr;
+    // What happens to the CRI's AppArmor and SELinux fields on this node.
+    nlohmann::json lsm = {
+        {"apparmor", access("/sys/kernel/security/apparmor", F_OK) == 0
+                         ? "enabled on the host, but berth does not apply profiles yet: "
+                           "profiles are accepted and ignored"
+                         : "not available on this host: profiles are accepted and ignored"},
+        {"selinux", access("/sys/fs/selinux/enforce", F_OK) == 0
+                        ? "enabled on the host, but berth does not label: options are "
+                          "accepted and ignored"
+                        : "not available on this host: options are accepted and ignored"}};
+    (*response->mutable_info())["securityModules"] = lsm.dump();
   }
   return grpc::Status::OK;
 }

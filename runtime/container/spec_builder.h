@@ -61,7 +61,8 @@ inline constexpr std::string_view kHostNamespace = "host";
 inline constexpr std::string_view kDefaultPathEnv =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-// containerd's defaults (oci.populateDefaultUnixSpec).
+// containerd's defaults (oci.populateDefaultUnixSpec), plus the powercap
+// energy counters that later runc/Docker releases mask (a side channel).
 inline constexpr std::array<std::string_view, 11> kDefaultMaskedPaths = {
     "/proc/acpi",
     "/proc/asound",

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -309,6 +310,271 @@ TEST_F(SpecBuilderTest, GoldenRuntimeDefaultSeccomp) {
   std::vector<std::string> caps = spec["process"]["capabilities"]["bounding"];
   EXPECT_EQ(spec["linux"]["seccomp"], DefaultSeccompProfile(caps));
   ExpectGolden(spec, "runtime_default_seccomp");
+}
+
+// ---- golden specs: the CRI security context, one case each ----------------
+
+// The capability list a golden spec grants; the three sets are always equal.
+std::vector<std::string> GrantedCapabilities(const json& spec) {
+  const json& caps = spec["process"]["capabilities"];
+  EXPECT_EQ(caps["bounding"], caps["effective"]);
+  EXPECT_EQ(caps["bounding"], caps["permitted"]);
+  EXPECT_FALSE(caps.contains("inheritable"));
+  EXPECT_FALSE(caps.contains("ambient"));
+  return caps["bounding"];
+}
+
+TEST_F(SpecBuilderTest, GoldenCapabilitiesAddAndDrop) {
+  ContainerSpec c = Container();
+  // Every spelling the kubelet or a CRI client may use.
+  c.security.capabilities = {.add = {"NET_ADMIN", "sys_time", "CAP_SYS_PTRACE"},
+                             .drop = {"chown", "CAP_KILL", "NET_RAW"}};
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_THAT(GrantedCapabilities(spec),
+              ElementsAre("CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_SETGID",
+                          "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                          "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE", "CAP_NET_ADMIN", "CAP_SYS_TIME",
+                          "CAP_SYS_PTRACE"));
+  ExpectGolden(spec, "capabilities_add_drop");
+}
+
+TEST_F(SpecBuilderTest, GoldenCapabilitiesDropAllAddOne) {
+  ContainerSpec c = Container();
+  c.security.capabilities = {.add = {"NET_BIND_SERVICE"}, .drop = {"ALL"}};
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_THAT(GrantedCapabilities(spec), ElementsAre("CAP_NET_BIND_SERVICE"));
+  ExpectGolden(spec, "capabilities_drop_all_add_one");
+}
+
+TEST_F(SpecBuilderTest, GoldenCapabilitiesAddAllDropOne) {
+  ContainerSpec c = Container();
+  c.security.capabilities = {.add = {"all"}, .drop = {"CHOWN"}};
+  SpecContext ctx = Context();
+  json spec = Build(Pod(), c, Busybox(), ctx);
+  // ALL is what berth holds (no CAP_SYS_RESOURCE here), in kernel order.
+  std::vector<std::string> want = ctx.node_capabilities;
+  want.erase(std::find(want.begin(), want.end(), "CAP_CHOWN"));
+  EXPECT_EQ(GrantedCapabilities(spec), want);
+  ExpectGolden(spec, "capabilities_add_all_drop_one");
+}
+
+TEST_F(SpecBuilderTest, GoldenUnconfinedSeccomp) {
+  ContainerSpec c = Container();
+  c.security.seccomp = SecurityProfile{.type = SecurityProfile::Type::kUnconfined};
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_FALSE(spec["linux"].contains("seccomp"));
+  // Exactly what no profile at all gives.
+  EXPECT_EQ(spec, Build(Pod(), Container(), Busybox(), Context()));
+  ExpectGolden(spec, "unconfined_seccomp");
+}
+
+TEST_F(SpecBuilderTest, GoldenLocalhostSeccomp) {
+  // critest's profile: everything allowed but sethostname. The spec embeds
+  // the file's content, so the golden holds no temp path.
+  const std::string profile = tmp_ + "/profiles/block-hostname.json";
+  fs::create_directories(tmp_ + "/profiles");
+  Write(profile, R"({
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO"}]
+})");
+  ContainerSpec c = Container();
+  c.security.capabilities.add = {"SYS_ADMIN"};
+  c.security.seccomp =
+      SecurityProfile{.type = SecurityProfile::Type::kLocalhost, .localhost_ref = profile};
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_EQ(spec["linux"]["seccomp"], json::parse(ReadFile(profile)));
+  ExpectGolden(spec, "localhost_seccomp");
+}
+
+TEST_F(SpecBuilderTest, GoldenReadonlyRootfsAndNoNewPrivs) {
+  ContainerSpec c = Container();
+  c.security.readonly_rootfs = true;
+  c.security.no_new_privs = true;
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_EQ(spec["root"]["readonly"], true);
+  EXPECT_EQ(spec["process"]["noNewPrivileges"], true);
+  // The pod's files follow the rootfs; /dev/shm stays writable.
+  for (const char* path : {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}) {
+    EXPECT_EQ((*FindMount(spec, path))["options"].back(), "ro") << path;
+  }
+  EXPECT_EQ((*FindMount(spec, "/dev/shm"))["options"].back(), "rw");
+  ExpectGolden(spec, "readonly_rootfs_no_new_privs");
+}
+
+TEST_F(SpecBuilderTest, GoldenMaskedAndReadonlyPathsOverridden) {
+  ContainerSpec c = Container();
+  // critest's own cases: a masked binary and a read-only directory.
+  c.security.masked_paths = std::vector<std::string>{"/bin/ls", "/proc/kcore"};
+  c.security.readonly_paths = std::vector<std::string>{"/tmp"};
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_EQ(spec["linux"]["maskedPaths"], json({"/bin/ls", "/proc/kcore"}));
+  EXPECT_EQ(spec["linux"]["readonlyPaths"], json({"/tmp"}));
+  ExpectGolden(spec, "masked_readonly_paths_overridden");
+}
+
+TEST_F(SpecBuilderTest, GoldenMaskedAndReadonlyPathsExplicitlyEmpty) {
+  ContainerSpec c = Container();
+  c.security.masked_paths = std::vector<std::string>{};
+  c.security.readonly_paths = std::vector<std::string>{};
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_FALSE(spec["linux"].contains("maskedPaths"));
+  EXPECT_FALSE(spec["linux"].contains("readonlyPaths"));
+  ExpectGolden(spec, "masked_readonly_paths_empty");
+}
+
+TEST_F(SpecBuilderTest, GoldenRunAsUserGroupAndSupplementalGroups) {
+  ContainerSpec c = Container();
+  c.security.run_as_user = 1000;  // "app" in the image's passwd
+  c.security.run_as_group = 3000;
+  c.security.supplemental_groups = {4000, 50, 3000};
+  json spec = Build(Pod(), c, Busybox(), Context());
+  const json& user = spec["process"]["user"];
+  EXPECT_EQ(user["uid"], 1000);
+  EXPECT_EQ(user["gid"], 3000);
+  // Primary gid, the CRI groups in their order, then the image's /etc/group
+  // memberships of "app" (staff 50 already listed, audio 29); no repeats.
+  EXPECT_EQ(user["additionalGids"], json({3000, 4000, 50, 29}));
+  ExpectGolden(spec, "run_as_user_group");
+}
+
+TEST_F(SpecBuilderTest, GoldenRunAsUsername) {
+  ContainerSpec c = Container();
+  c.security.run_as_username = "app";
+  c.security.run_as_user = 0;  // RunAsUsername wins
+  json spec = Build(Pod(), c, Busybox(), Context());
+  EXPECT_EQ(spec["process"]["user"],
+            json({{"uid", 1000}, {"gid", 1000}, {"additionalGids", {1000, 50, 29}}}));
+  EXPECT_EQ(spec["process"]["env"].back(), "HOME=/home/app");
+  ExpectGolden(spec, "run_as_username");
+}
+
+TEST_F(SpecBuilderTest, GoldenHostNetwork) {
+  // A host-network pod also keeps the node's UTS namespace, as with
+  // containerd; its IPC namespace stays the pod's.
+  PodSpec pod = Pod();
+  pod.hostname = "";
+  pod.security.namespace_options.network = NamespaceMode::kNode;
+  ContainerSpec c = Container();
+  c.security.namespace_options.network = NamespaceMode::kNode;
+  SpecContext ctx = Context();
+  ctx.network_ns_path = ctx.uts_ns_path = std::string(kHostNamespace);
+  ctx.node_hostname = "node-1";
+  json spec = Build(pod, c, Busybox(), ctx);
+  EXPECT_FALSE(spec.contains("hostname"));
+  EXPECT_THAT(spec["process"]["env"], ::testing::Contains("HOSTNAME=node-1"));
+  ExpectGolden(spec, "host_network");
+}
+
+TEST_F(SpecBuilderTest, GoldenHostIpc) {
+  PodSpec pod = Pod();
+  pod.security.namespace_options.ipc = NamespaceMode::kNode;
+  ContainerSpec c = Container();
+  c.security.namespace_options.ipc = NamespaceMode::kNode;
+  SpecContext ctx = Context();
+  ctx.ipc_ns_path = std::string(kHostNamespace);
+  json spec = Build(pod, c, Busybox(), ctx);
+  for (const json& ns : spec["linux"]["namespaces"]) EXPECT_NE(ns["type"], "ipc");
+  // The node's IPC namespace comes with the node's /dev/shm.
+  EXPECT_EQ((*FindMount(spec, "/dev/shm"))["source"], fs::canonical("/dev/shm").string());
+  ExpectGolden(spec, "host_ipc");
+}
+
+TEST_F(SpecBuilderTest, GoldenTargetPidNamespace) {
+  ContainerSpec c = Container();
+  c.security.namespace_options = {.pid = NamespaceMode::kTarget, .target_id = "c0ffee-target"};
+  SpecContext ctx = Context();
+  ctx.target_pid_ns_path = "/proc/4343/ns/pid";
+  json spec = Build(Pod(), c, Busybox(), ctx);
+  EXPECT_EQ(spec["linux"]["namespaces"][0], json({{"type", "pid"}, {"path", "/proc/4343/ns/pid"}}));
+  ExpectGolden(spec, "target_pid");
+}
+
+TEST_F(SpecBuilderTest, GoldenNamespacedSysctls) {
+  // Namespaced sysctls of the IPC and network namespaces, as the kubelet
+  // passes them once it has checked them against its allow list; runc
+  // refuses any that are not namespaced.
+  PodSpec pod = Pod();
+  pod.sysctls = {{"kernel.shm_rmid_forced", "1"},
+                 {"kernel.msgmax", "65536"},
+                 {"fs.mqueue.msg_max", "20"},
+                 {"net.ipv4.ip_unprivileged_port_start", "0"},
+                 {"net.ipv4.ping_group_range", "0 2147483647"}};
+  json spec = Build(pod, Container(), Busybox(), Context());
+  EXPECT_EQ(spec["linux"]["sysctl"], json(pod.sysctls));
+  ExpectGolden(spec, "namespaced_sysctls");
+}
+
+// ---- refusals of the security context ------------------------------------
+
+TEST_F(SpecBuilderTest, RunAsGroupWithoutAUserIsInvalidArgument) {
+  ContainerSpec c = Container();
+  c.security.run_as_group = 3000;
+  absl::StatusOr<json> spec = BuildSpec(Pod(), c, Busybox(), Context());
+  ASSERT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << spec.status();
+  EXPECT_EQ(spec.status().message(),
+            "container \"busybox\": run_as_group 3000 is set without run_as_user or "
+            "run_as_username");
+  // Either user makes it valid.
+  c.security.run_as_user = 1000;
+  EXPECT_TRUE(BuildSpec(Pod(), c, Busybox(), Context()).ok());
+  c.security.run_as_user.reset();
+  c.security.run_as_username = "app";
+  EXPECT_TRUE(BuildSpec(Pod(), c, Busybox(), Context()).ok());
+}
+
+TEST_F(SpecBuilderTest, MissingLocalhostSeccompProfileFailsAtBuildTime) {
+  ContainerSpec c = Container();
+  const std::string missing = tmp_ + "/profiles/absent.json";
+  c.security.seccomp =
+      SecurityProfile{.type = SecurityProfile::Type::kLocalhost, .localhost_ref = missing};
+  absl::StatusOr<json> spec = BuildSpec(Pod(), c, Busybox(), Context());
+  ASSERT_EQ(spec.status().code(), absl::StatusCode::kNotFound) << spec.status();
+  EXPECT_EQ(spec.status().message(),
+            "container \"busybox\": seccomp profile " + missing + " not found");
+
+  // Not an absolute path, or not a JSON object: InvalidArgument.
+  c.security.seccomp->localhost_ref = "profiles/absent.json";
+  EXPECT_EQ(BuildSpec(Pod(), c, Busybox(), Context()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  Write(tmp_ + "/garbage.json", "[1, 2");
+  c.security.seccomp->localhost_ref = tmp_ + "/garbage.json";
+  EXPECT_EQ(BuildSpec(Pod(), c, Busybox(), Context()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A path on another profile type is a mistake too.
+  c.security.seccomp = SecurityProfile{.localhost_ref = missing};
+  EXPECT_EQ(BuildSpec(Pod(), c, Busybox(), Context()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // A privileged container has no seccomp at all, so the file is never read
+  // (critest: "should ignore a seccomp profile ... when privileged").
+  PodSpec pod = Pod();
+  pod.security.privileged = true;
+  c.security.privileged = true;
+  c.security.seccomp =
+      SecurityProfile{.type = SecurityProfile::Type::kLocalhost, .localhost_ref = missing};
+  json privileged = Build(pod, c, Busybox(), Context());
+  EXPECT_FALSE(privileged["linux"].contains("seccomp"));
+}
+
+TEST_F(SpecBuilderTest, UnknownCapabilityNames) {
+  ContainerSpec c = Container();
+  c.security.capabilities.add = {"NET_ADMIN", "NOT_A_CAPABILITY"};
+  absl::StatusOr<json> spec = BuildSpec(Pod(), c, Busybox(), Context());
+  ASSERT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << spec.status();
+  EXPECT_EQ(spec.status().message(),
+            "container \"busybox\": add: unknown capability \"NOT_A_CAPABILITY\"");
+
+  // Dropping a name Linux does not have drops nothing, as with runc.
+  c.security.capabilities = {.drop = {"NOT_A_CAPABILITY", "CAP_"}};
+  EXPECT_EQ(GrantedCapabilities(Build(Pod(), c, Busybox(), Context())), DefaultCapabilities());
+
+  // A privileged container ignores add and drop altogether.
+  PodSpec pod = Pod();
+  pod.security.privileged = true;
+  c.security.privileged = true;
+  c.security.capabilities.add = {"NOT_A_CAPABILITY"};
+  SpecContext ctx = Context();
+  EXPECT_EQ(GrantedCapabilities(Build(pod, c, Busybox(), ctx)), ctx.node_capabilities);
 }
 
 // ---- process ---------------------------------------------------------------
