@@ -94,6 +94,26 @@ absl::Status ParseRegistries(const toml::table& top, const std::string& origin,
       RETURN_IF_ERROR(Read(*entry, "password", where, out.credentials.password));
     }
   }
+  if (const toml::table* network = SubTable(top, "network")) {
+    std::string where = origin + ": [network]";
+    RETURN_IF_ERROR(UnknownKeys(*network, {"conf_dir", "bin_dirs"}, where));
+    RETURN_IF_ERROR(Read(*network, "conf_dir", where, config.cni_conf_dir));
+    if (const toml::node* dirs = network->get("bin_dirs")) {
+      const toml::array* list = dirs->as_array();
+      if (list == nullptr) return absl::InvalidArgumentError(where + ": bin_dirs must be a list");
+      config.cni_bin_dirs.clear();
+      for (const toml::node& dir : *list) {
+        std::optional<std::string> path = dir.value<std::string>();
+        if (!path || path->empty() || (*path)[0] != '/') {
+          return absl::InvalidArgumentError(where + ": bin_dirs must be absolute paths");
+        }
+        config.cni_bin_dirs.push_back(*path);
+      }
+    }
+    if (config.cni_conf_dir.empty() || config.cni_conf_dir[0] != '/') {
+      return absl::InvalidArgumentError(where + ": conf_dir must be an absolute path");
+    }
+  }
   if (const toml::table* images = SubTable(top, "images")) {
     std::string where = origin + ": [images]";
     RETURN_IF_ERROR(
@@ -128,7 +148,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view toml_text, const std::
   DaemonConfig config;
   RETURN_IF_ERROR(UnknownKeys(top,
                               {"root", "state", "socket", "log_level", "shutdown_grace_seconds",
-                               "store", "runtime", "registries", "images"},
+                               "store", "runtime", "registries", "images", "network"},
                               origin));
   RETURN_IF_ERROR(Read(top, "root", origin, config.root_dir));
   RETURN_IF_ERROR(Read(top, "state", origin, config.state_dir));
@@ -238,6 +258,7 @@ nlohmann::json ToJson(const DaemonConfig& config) {
       {"shutdown_grace_seconds", config.shutdown_grace_seconds},
       {"store", {{"sync", config.store_sync}}},
       {"runtime", {{"default_handler", config.default_runtime_handler}, {"handlers", handlers}}},
+      {"network", {{"conf_dir", config.cni_conf_dir}, {"bin_dirs", config.cni_bin_dirs}}},
   };
 }
 

@@ -13,6 +13,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
@@ -44,6 +45,12 @@ struct DaemonConfig {
 
   // [registries."<host>"] and [images]: mirrors, credentials, download limits.
   registry::RegistryConfig registry;
+
+  // [network]: CNI. conf_dir holds the networks (*.conflist, *.conf, *.json; the
+  // first in sorted order is the default); plugins are looked up in bin_dirs.
+  // An empty conf_dir gets berth's default "bridge" network on first start.
+  std::string cni_conf_dir = "/etc/berth/cni/net.d";
+  std::vector<std::string> cni_bin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};
 
   std::string default_runtime_handler = "runc";
   std::map<std::string, RuntimeHandlerConfig> runtime_handlers = {{"runc", {}}};

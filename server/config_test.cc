@@ -144,3 +144,35 @@ TEST(ConfigTest, ValidationCatchesBadValues) {
 
 }  // namespace
 }  // namespace berth::server
+
+namespace berth::server {
+namespace {
+
+TEST(ConfigTest, ReadsTheNetworkTable) {
+  absl::StatusOr<DaemonConfig> defaults = ParseConfig("", "test.toml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->cni_conf_dir, "/etc/berth/cni/net.d");
+  EXPECT_EQ(defaults->cni_bin_dirs, (std::vector<std::string>{"/usr/lib/cni", "/opt/cni/bin"}));
+
+  absl::StatusOr<DaemonConfig> config = ParseConfig(R"(
+[network]
+conf_dir = "/srv/cni"
+bin_dirs = ["/srv/cni/bin"]
+)",
+                                                    "test.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cni_conf_dir, "/srv/cni");
+  EXPECT_EQ(config->cni_bin_dirs, std::vector<std::string>{"/srv/cni/bin"});
+  EXPECT_EQ(ToJson(*config)["network"]["conf_dir"], "/srv/cni");
+
+  for (const char* bad : {"[network]\nconf_dir = \"relative\"\n",
+                          "[network]\nbin_dirs = [\"relative\"]\n",
+                          "[network]\nbin_dirs = \"/not/a/list\"\n",
+                          "[network]\nplugins = 1\n"}) {
+    EXPECT_EQ(ParseConfig(bad, "test.toml").status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+}  // namespace
+}  // namespace berth::server

@@ -116,8 +116,11 @@ grpc::Status RuntimeServiceImpl::PodSandboxStatus(grpc::ServerContext*,
   FillMetadata(p, status->mutable_metadata());
   status->set_state(ToState(p.state));
   status->set_created_at(p.created_at_ns);
-  // Pods get loopback only until CNI networking lands: no IP to report.
-  status->mutable_network()->set_ip("");
+  // The primary IP, then the others (another family, or further networks).
+  status->mutable_network()->set_ip(p.ips.empty() ? "" : p.ips[0]);
+  for (size_t i = 1; i < p.ips.size(); ++i) {
+    status->mutable_network()->add_additional_ips()->set_ip(p.ips[i]);
+  }
   *status->mutable_linux()->mutable_namespaces()->mutable_options() =
       FromNamespaces(p.spec.security.namespace_options);
   status->mutable_labels()->insert(p.spec.labels.begin(), p.spec.labels.end());

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/container/container_spec.h"
 
@@ -23,6 +24,9 @@ struct PodSandbox {
   // PID namespace (/proc/<pid>/ns/pid), which the containers join. Else 0/"".
   int infra_pid = 0;
   std::string pidns;
+  // From the pod network, the primary first; empty for loopback only or the
+  // node's network.
+  std::vector<std::string> ips;
 };
 
 }  // namespace berth::sandbox

@@ -106,6 +106,7 @@ PodSandbox FromRecord(const std::string& id, const json& doc, const std::string&
   pod.netns = doc.value("netns", "");
   pod.ipcns = doc.value("ipcns", "");
   pod.utsns = doc.value("utsns", "");
+  pod.ips = doc.value("ips", std::vector<std::string>{});
   pod.infra_pid = doc.value("infra_pid", 0);
   if (pod.infra_pid > 0) pod.pidns = StrCat("/proc/", pod.infra_pid, "/ns/pid");
   return pod;
@@ -134,7 +135,8 @@ std::string NodeHostname() {
 }
 
 // /etc/hostname, /etc/hosts and /etc/resolv.conf for the pod's containers.
-absl::Status WritePodFiles(const container::PodSpec& spec, const std::string& dir, bool host_net) {
+absl::Status WritePodFiles(const container::PodSpec& spec, const std::string& dir, bool host_net,
+                           const std::vector<std::string>& ips) {
   std::string hostname = host_net || spec.hostname.empty() ? NodeHostname() : spec.hostname;
   RETURN_IF_ERROR(WriteFile(dir + "/hostname", hostname + "\n"));
   if (host_net) {
@@ -143,7 +145,9 @@ absl::Status WritePodFiles(const container::PodSpec& spec, const std::string& di
     RETURN_IF_ERROR(WriteFile(dir + "/hosts",
                               "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                               "fe00::0\tip6-localnet\nff02::1\tip6-allnodes\n"
-                              "ff02::2\tip6-allrouters\n"));
+                              "ff02::2\tip6-allrouters\n" +
+                                  (ips.empty() ? std::string()
+                                               : StrCat(ips[0], "\t", hostname, "\n"))));
   }
   const container::DnsConfig& dns = spec.dns;
   if (dns.servers.empty() && dns.searches.empty() && dns.options.empty()) {
@@ -201,18 +205,22 @@ std::string PodName(const container::PodSpec& spec) {
 
 absl::StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Create(
     store::Store& store, std::string pods_dir, std::set<std::string> handlers,
-    PauseInfra* infra) {
+    PauseInfra* infra, PodNetwork* network) {
   std::error_code ec;
   std::filesystem::create_directories(pods_dir, ec);
   if (ec) return absl::InternalError(StrCat("create ", pods_dir, ": ", ec.message()));
   chmod(pods_dir.c_str(), 0700);
   return std::unique_ptr<SandboxManager>(
-      new SandboxManager(store, std::move(pods_dir), std::move(handlers), infra));
+      new SandboxManager(store, std::move(pods_dir), std::move(handlers), infra, network));
 }
 
 absl::Status SandboxManager::Release(const std::string& dir) {
   if (infra_ != nullptr) {
     RETURN_IF_ERROR(infra_->Stop(std::filesystem::path(dir).filename(), dir));
+  }
+  if (network_ != nullptr) {
+    // Before the namespace goes: plugins clean up best inside it.
+    RETURN_IF_ERROR(network_->Detach(std::filesystem::path(dir).filename(), dir + "/ns/net"));
   }
   RETURN_IF_ERROR(UnpinNamespaces(dir + "/ns"));
   std::string shm = dir + "/shm";
@@ -284,6 +292,18 @@ absl::StatusOr<std::string> SandboxManager::Create(const container::PodSpec& spe
       ASSIGN_OR_RETURN(pins, PinNamespaces(dir + "/ns", kinds, spec.hostname));
     }
     CrashPoint("pod.pinned");
+    std::vector<std::string> ips;
+    if (!pins.net.empty() && network_ != nullptr) {
+      ASSIGN_OR_RETURN(ips, network_->Attach({.pod_id = id,
+                                              .netns = pins.net,
+                                              .pod_name = spec.name,
+                                              .pod_namespace = spec.namespace_name,
+                                              .pod_uid = spec.uid,
+                                              .port_mappings = spec.port_mappings,
+                                              .dns = spec.dns,
+                                              .annotations = spec.annotations,
+                                              .cgroup_parent = spec.cgroup_parent}));
+    }
     if (!host_ipc) {
       // The pod's /dev/shm: shared by its containers, sized like Docker's default.
       std::string shm = dir + "/shm";
@@ -293,9 +313,10 @@ absl::StatusOr<std::string> SandboxManager::Create(const container::PodSpec& spe
         return absl::InternalError(StrCat("mount shm tmpfs on ", shm, ": ", strerror(errno)));
       }
     }
-    RETURN_IF_ERROR(WritePodFiles(spec, dir, host_net));
+    RETURN_IF_ERROR(WritePodFiles(spec, dir, host_net, ips));
     json ready = {{"state", kReady},   {"spec", ToJson(spec)}, {"created_at", created_at},
-                  {"netns", pins.net}, {"ipcns", pins.ipc},    {"utsns", pins.uts}};
+                  {"netns", pins.net}, {"ipcns", pins.ipc},    {"utsns", pins.uts},
+                  {"ips", ips}};
     if (ns.pid == container::NamespaceMode::kPod && infra_ != nullptr) {
       PodSandbox pod{.id = id,
                      .spec = spec,

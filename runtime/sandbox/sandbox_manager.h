@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "runtime/container/container_spec.h"
 #include "runtime/sandbox/pause_infra.h"
+#include "runtime/sandbox/pod_network.h"
 #include "runtime/sandbox/pod_sandbox.h"
 #include "runtime/store/store.h"
 
@@ -50,10 +51,13 @@ class SandboxManager {
   // handlers: the configured runtime handler names ("" means the default).
   // infra runs the infra process of pods with a shared PID namespace; null:
   // such pods get none (and containers that need it cannot be created).
+  // network attaches pods that have their own network namespace; null: they
+  // keep loopback only.
   static absl::StatusOr<std::unique_ptr<SandboxManager>> Create(store::Store& store,
                                                                 std::string pods_dir,
                                                                 std::set<std::string> handlers,
-                                                                PauseInfra* infra = nullptr);
+                                                                PauseInfra* infra = nullptr,
+                                                                PodNetwork* network = nullptr);
 
   // Makes the pod and returns its id (64 hex). InvalidArgument for bad
   // metadata or an unknown runtime handler.
@@ -75,11 +79,12 @@ class SandboxManager {
 
  private:
   SandboxManager(store::Store& store, std::string pods_dir, std::set<std::string> handlers,
-                 PauseInfra* infra)
+                 PauseInfra* infra, PodNetwork* network)
       : store_(store),
         pods_dir_(std::move(pods_dir)),
         handlers_(std::move(handlers)),
-        infra_(infra) {}
+        infra_(infra),
+        network_(network) {}
 
   absl::StatusOr<std::string> Create(const container::PodSpec& spec, const std::string& id);
   absl::Status Release(const std::string& dir);
@@ -89,6 +94,7 @@ class SandboxManager {
   const std::string pods_dir_;
   const std::set<std::string> handlers_;
   PauseInfra* const infra_;
+  PodNetwork* const network_;
 
   // RunPodSandbox calls in flight, by pod name: a retry waits for the first.
   absl::Mutex mu_;
