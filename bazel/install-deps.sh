@@ -11,11 +11,13 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   # libraries named in the brief
   libspdlog-dev libfmt-dev libsqlite3-dev nlohmann-json3-dev libtomlplusplus-dev
-  libcli11-dev libssl-dev libarchive-dev libcurl4-openssl-dev libboost-dev
+  libcli11-dev libssl-dev libarchive-dev libcurl4-openssl-dev libboost-dev zlib1g-dev
   # tests
   libgtest-dev libgmock-dev
   # real peers used by the tests and the daemon
   runc busybox-static docker-registry apache2-utils iproute2 procps util-linux
+  # pod networking: the standard CNI plugins, and iptables for their NAT rules
+  containernetworking-plugins iptables
 )
 
 missing=()
