@@ -192,6 +192,15 @@ absl::StatusOr<std::unique_ptr<BerthdFixture>> BerthdFixture::Start(BerthdOption
            << "socket = \"" << f->socket_ << "\"\n"
            << "shutdown_grace_seconds = 5\n"
            << f->options_.config_toml << "\n";
+    if (f->options_.config_toml.find("[network]") == std::string::npos) {
+      // A private loopback-only network: tests must not share the node's
+      // default bridge, nor write into /etc/berth.
+      const std::string conf_dir = f->dir_ + "/net.d";
+      std::filesystem::create_directories(conf_dir);
+      std::ofstream(conf_dir + "/00-loopback.conflist")
+          << R"({"cniVersion": "1.0.0", "name": "loopback", "plugins": [{"type": "loopback"}]})";
+      config << "[network]\nconf_dir = \"" << conf_dir << "\"\n";
+    }
     if (!config) return absl::InternalError("write " + f->config_path_);
   }
   if (absl::Status s = f->Launch(); !s.ok()) return s;

@@ -31,7 +31,8 @@
 namespace berth::testing {
 
 struct BerthdOptions {
-  // Extra TOML appended to the generated config file.
+  // Extra TOML appended to the generated config file. Without a [network]
+  // table of its own, pods get a private loopback-only CNI network.
   std::string config_toml;
   std::vector<std::string> extra_args;
 };

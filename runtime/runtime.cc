@@ -103,9 +103,20 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
                                  .root = rt->options_.state_dir + "/runtimes/runc"},
                         .default_cgroup_parent = container_options.default_cgroup_parent,
                         .min_oom_score_adj = container_options.min_oom_score_adj}));
-  ASSIGN_OR_RETURN(rt->pods_,
-                   sandbox::SandboxManager::Create(*rt->store_, rt->options_.state_dir + "/pods",
-                                                   handlers, rt->infra_.get()));
+  // Without a usable network berth still runs pods, with loopback only, and
+  // NetworkReady says why.
+  absl::StatusOr<std::unique_ptr<network::CniPodNetwork>> network =
+      network::CniPodNetwork::Create({.conf_dir = rt->options_.cni_conf_dir,
+                                      .bin_dirs = rt->options_.cni_bin_dirs,
+                                      .state_dir = rt->options_.root_dir + "/cni"});
+  if (network.ok()) {
+    rt->network_ = *std::move(network);
+  } else {
+    rt->network_error_ = network.status();
+  }
+  ASSIGN_OR_RETURN(rt->pods_, sandbox::SandboxManager::Create(
+                                  *rt->store_, rt->options_.state_dir + "/pods", handlers,
+                                  rt->infra_.get(), rt->network_.get()));
   RETURN_IF_ERROR(rt->pods_->Recover());
   ASSIGN_OR_RETURN(rt->containers_,
                    containers::ContainerManager::Create(*rt->store_, *rt->pods_, *rt->images_,
@@ -125,12 +136,13 @@ std::vector<Condition> Runtime::Conditions() const {
     runtime.message =
         StrCat("default runtime handler \"", handler.name, "\": ", binary.status().message());
   }
-  // Pod networking arrives with CNI support; until then the network is not
-  // ready and the kubelet must not schedule pods that need it.
-  Condition network{.type = "NetworkReady",
-                    .ready = false,
-                    .reason = "NetworkPluginNotReady",
-                    .message = "berth has no CNI network support yet: pods get loopback only"};
+  Condition network{.type = "NetworkReady", .ready = true};
+  absl::Status ready = network_ != nullptr ? network_->Ready() : network_error_;
+  if (!ready.ok()) {
+    network.ready = false;
+    network.reason = "NetworkPluginNotReady";
+    network.message = StrCat("CNI: ", ready.message());
+  }
   return {runtime, network};
 }
 

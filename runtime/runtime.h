@@ -18,6 +18,7 @@
 #include "runtime/content/content_store.h"
 #include "runtime/events/event_bus.h"
 #include "runtime/images/image_manager.h"
+#include "runtime/network/cni_pod_network.h"
 #include "runtime/registry/registry_config.h"
 #include "runtime/sandbox/sandbox_manager.h"
 #include "runtime/snapshot/snapshotter.h"
@@ -43,6 +44,9 @@ struct RuntimeOptions {
   // FindHelperBinary).
   std::string shim_binary;
   std::string pause_binary;
+  // CNI: network configurations and plugin directories (server/config.h).
+  std::string cni_conf_dir = "/etc/berth/cni/net.d";
+  std::vector<std::string> cni_bin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};
 };
 
 // A readiness condition as the CRI Status RPC reports it.
@@ -113,6 +117,8 @@ class Runtime {
   snapshot::SnapshotterPtr snapshotter_;
   std::unique_ptr<images::ImageManager> images_;
   std::unique_ptr<sandbox::PauseInfra> infra_;
+  std::unique_ptr<network::CniPodNetwork> network_;
+  absl::Status network_error_;  // why there is no network_, for NetworkReady
   std::unique_ptr<sandbox::SandboxManager> pods_;
   std::unique_ptr<containers::ContainerManager> containers_;
 };

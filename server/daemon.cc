@@ -62,7 +62,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
   RuntimeOptions options{.root_dir = config.root_dir,
                          .state_dir = config.state_dir,
                          .default_handler = config.default_runtime_handler,
-                         .registry = config.registry};
+                         .registry = config.registry,
+                         .cni_conf_dir = config.cni_conf_dir,
+                         .cni_bin_dirs = config.cni_bin_dirs};
   for (auto& [name, handler] : d->config_.runtime_handlers) {
     // Resolved here so that Status(verbose) shows where state really goes.
     if (handler.root.empty()) handler.root = StrCat(config.state_dir, "/runtimes/", name);
