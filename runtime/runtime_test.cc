@@ -23,6 +23,9 @@ class RuntimeTest : public ::testing::Test {
     absl::StatusOr<store::StorePtr> store = store::SqliteStore::Open({.path = dir_ + "/db"});
     EXPECT_TRUE(store.ok()) << store.status();
     RuntimeOptions options{.root_dir = dir_, .state_dir = dir_, .default_handler = "runc"};
+    // Never the node's /etc/berth; and no plugins, so the default network is not ready.
+    options.cni_conf_dir = dir_ + "/net.d";
+    options.cni_bin_dirs = {dir_ + "/cni-bin"};
     options.handlers["runc"] = {.name = "runc", .binary = binary, .root = dir_ + "/runc"};
     absl::StatusOr<std::unique_ptr<Runtime>> rt = Runtime::Create(options, *std::move(store));
     EXPECT_TRUE(rt.ok()) << rt.status();
@@ -76,6 +79,7 @@ TEST_F(RuntimeTest, RuntimeReadyFollowsTheHandlerBinary) {
   EXPECT_EQ(conditions[1].type, "NetworkReady");
   EXPECT_FALSE(conditions[1].ready);
   EXPECT_EQ(conditions[1].reason, "NetworkPluginNotReady");
+  EXPECT_NE(conditions[1].message.find("bridge"), std::string::npos) << conditions[1].message;
 
   conditions = Make("/nonexistent/runc")->Conditions();
   EXPECT_FALSE(conditions[0].ready);
