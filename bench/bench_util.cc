@@ -1,6 +1,7 @@
 #include "bench/bench_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -8,8 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <numeric>
 #include <sstream>
 #include <thread>
 
@@ -153,7 +158,57 @@ Summary Summarize(std::vector<double> samples) {
   s.median = n % 2 == 1 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
   s.min = samples.front();
   s.max = samples.back();
+  s.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(n);
+  size_t rank = static_cast<size_t>(std::ceil(0.9 * static_cast<double>(n)));
+  s.p90 = samples[std::clamp<size_t>(rank, 1, n) - 1];
   return s;
+}
+
+namespace {
+std::atomic<bool> interrupted{false};
+}  // namespace
+
+void HandleStopSignals(std::string_view what_happens_now) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, message = std::string(what_happens_now)] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    interrupted = true;
+    std::cerr << "\ninterrupted: " << message << " (again to quit at once)\n";
+    sigwait(&set, &sig);
+    signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    raise(sig);
+  }).detach();
+}
+
+bool Interrupted() { return interrupted; }
+
+absl::StatusOr<std::string> FindBerthd(const std::string& flag, const char* argv0,
+                                       std::string_view target) {
+  std::vector<std::string> candidates;
+  if (!flag.empty()) candidates.push_back(flag);
+  if (const char* env = getenv("BERTHD_BINARY"); env && *env) candidates.push_back(env);
+  if (const char* env = getenv("RUNFILES_DIR"); env && *env) {
+    candidates.push_back(StrCat(env, "/berth/server/berthd"));
+  }
+  if (const char* env = getenv("TEST_SRCDIR"); env && *env) {
+    candidates.push_back(StrCat(env, "/berth/server/berthd"));
+  }
+  candidates.push_back(StrCat(argv0, ".runfiles/berth/server/berthd"));
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(self.string() + ".runfiles/berth/server/berthd");
+  candidates.push_back("server/berthd");  // cwd is the runfiles tree under bazel run
+  for (const std::string& c : candidates) {
+    if (access(c.c_str(), X_OK) == 0) return std::filesystem::absolute(c).string();
+    if (c == flag) return absl::NotFoundError(StrCat("--berthd ", flag, " is not executable"));
+  }
+  return absl::NotFoundError(
+      StrCat("berthd not found: use bazel run ", target, ", --berthd PATH or BERTHD_BINARY"));
 }
 
 }  // namespace berth::bench

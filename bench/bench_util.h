@@ -1,11 +1,15 @@
 // Small helpers shared by berth's benchmarks: child processes stopped by PID,
-// PATH lookup, disk usage, and median/min summaries of timed rounds.
+// PATH lookup, disk usage, median/p90/mean summaries of timed rounds, Ctrl-C
+// handling, and where berthd is.
 //
 //   absl::StatusOr<pid_t> pid = Spawn("/usr/bin/containerd", {"--config", path}, log_path);
 //   ...
 //   StopProcess(*pid, std::chrono::seconds(10));   // SIGTERM, SIGKILL after the grace
 //
 //   Summary s = Summarize({1.2, 1.1, 1.3});          // s.median == 1.2, s.min == 1.1
+//
+//   HandleStopSignals("stopping after the current pull");   // first, in main()
+//   while (...) { if (Interrupted()) break; ... }            // then clean up and return
 //
 // Benchmarks print ratios against a baseline measured in the same run; nothing
 // here compares against a wall-clock threshold.
@@ -60,11 +64,28 @@ struct Summary {
   double median = 0;
   double min = 0;
   double max = 0;
+  double mean = 0;
+  double p90 = 0;  // nearest rank: the smallest sample >= 90% of the samples
   size_t count = 0;
 };
 
-// Median (mean of the middle two for an even count), min and max. Empty input: all 0.
+// Median (mean of the middle two for an even count), min, max, mean and p90.
+// Empty input: all 0.
 Summary Summarize(std::vector<double> samples);
+
+// Blocks SIGINT, SIGTERM and SIGHUP in every thread (call it in main() before any
+// thread starts) and takes them on a thread of its own: the first one makes
+// Interrupted() true and prints "interrupted: <what_happens_now> ..." so the
+// benchmark can stop at a safe point and clean up; a second one kills at once.
+void HandleStopSignals(std::string_view what_happens_now);
+bool Interrupted();
+
+// berthd from `flag`, $BERTHD_BINARY, or the runfiles of this binary (bazel test
+// sets TEST_SRCDIR; bazel run sets neither, but runs us from <binary>.runfiles/berth
+// and may set RUNFILES_DIR). The result is absolute. `target` names the bazel
+// target for the error message ("//bench:pull_bench").
+absl::StatusOr<std::string> FindBerthd(const std::string& flag, const char* argv0,
+                                       std::string_view target);
 
 }  // namespace berth::bench
 

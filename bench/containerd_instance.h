@@ -20,7 +20,8 @@
 //   [host."http://HOST"]
 //     capabilities = ["pull", "resolve"]
 //
-// (Debian's 1.6.20 rejects a hosts.toml without a [host] table.)
+// (Debian's 1.6.20 rejects a hosts.toml without a [host] table.) Pods need
+// ContainerdOptions::sandbox_image and cni_conflist.
 #ifndef BERTH_BENCH_CONTAINERD_INSTANCE_H_
 #define BERTH_BENCH_CONTAINERD_INSTANCE_H_
 
@@ -47,6 +48,14 @@ struct ContainerdOptions {
   // Where its temp dir (config, root, state, sockets, log) is made. The socket
   // path must stay under 108 bytes.
   std::string parent_dir = "/tmp";
+  // The CRI plugin's sandbox_image: what every pod's pause container runs. It must
+  // be pullable (e.g. from a registry above); RunPodSandbox pulls it when missing.
+  std::string sandbox_image = "registry.k8s.io/pause:3.6";
+  // CNI for pods: the plugins' directory and, when not empty, one .conflist written
+  // to the instance's conf_dir. Without a network RunPodSandbox fails ("cni plugin
+  // not initialized"); a pull needs none.
+  std::string cni_bin_dir = "/usr/lib/cni";
+  std::string cni_conflist;
 };
 
 class ContainerdInstance {

@@ -27,7 +27,6 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <linux/loop.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -35,7 +34,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -67,30 +65,6 @@ using berth::testing::Layer;
 using berth::testing::OciImage;
 using berth::testing::Registry;
 using berth::testing::TarEntry;
-
-// Set by the first SIGINT/SIGTERM/SIGHUP: the run stops after the pull under
-// way and cleans up (daemons stopped, files and the scratch mount removed).
-std::atomic<bool> interrupted{false};
-
-// Blocks the stop signals in every thread (call before any thread starts) and
-// takes them on one thread of its own; a second signal kills at once.
-void HandleStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread([set] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    interrupted = true;
-    std::cerr << "\ninterrupted: stopping after the current pull and cleaning up"
-              << " (again to quit at once)\n";
-    sigwait(&set, &sig);
-    signal(sig, SIG_DFL);
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-    raise(sig);
-  }).detach();
-}
 
 constexpr char kRepo[] = "bench/pull";
 constexpr char kTag[] = "v1";
@@ -358,32 +332,6 @@ struct Leftovers {
 };
 
 // ---- berth -------------------------------------------------------------------
-
-// berthd from --berthd, $BERTHD_BINARY, or the runfiles of this binary (bazel
-// test sets TEST_SRCDIR; bazel run sets neither, but runs us from
-// <binary>.runfiles/berth and may set RUNFILES_DIR).
-absl::StatusOr<std::string> FindBerthd(const std::string& flag, const char* argv0) {
-  std::vector<std::string> candidates;
-  if (!flag.empty()) candidates.push_back(flag);
-  if (const char* env = getenv("BERTHD_BINARY"); env && *env) candidates.push_back(env);
-  if (const char* env = getenv("RUNFILES_DIR"); env && *env) {
-    candidates.push_back(StrCat(env, "/berth/server/berthd"));
-  }
-  if (const char* env = getenv("TEST_SRCDIR"); env && *env) {
-    candidates.push_back(StrCat(env, "/berth/server/berthd"));
-  }
-  candidates.push_back(StrCat(argv0, ".runfiles/berth/server/berthd"));
-  std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(self.string() + ".runfiles/berth/server/berthd");
-  candidates.push_back("server/berthd");  // cwd is the runfiles tree under bazel run
-  for (const std::string& c : candidates) {
-    if (access(c.c_str(), X_OK) == 0) return std::filesystem::absolute(c).string();
-    if (c == flag) return absl::NotFoundError(StrCat("--berthd ", flag, " is not executable"));
-  }
-  return absl::NotFoundError(
-      "berthd not found: use bazel run //bench:pull_bench, --berthd PATH or BERTHD_BINARY");
-}
 
 struct Measurement {
   double seconds = 0;
@@ -762,7 +710,7 @@ int Run(const Flags& flags, const char* argv0) {
     std::cerr << "pull_bench needs root: layers are unpacked with their owners\n";
     return 1;
   }
-  absl::StatusOr<std::string> berthd = FindBerthd(flags.berthd, argv0);
+  absl::StatusOr<std::string> berthd = FindBerthd(flags.berthd, argv0, "//bench:pull_bench");
   if (!berthd.ok()) {
     std::cerr << berthd.status() << "\n";
     return 1;
@@ -903,7 +851,7 @@ int Run(const Flags& flags, const char* argv0) {
     for (size_t i : order) {
       absl::Status s = steps[i].second(timed);
       if (flags.remove_each_pull) leftovers.Clear();
-      if (interrupted) return 1;  // leftovers, scratch and registry clean up
+      if (Interrupted()) return 1;  // leftovers, scratch and registry clean up
       if (!s.ok()) {
         std::cout << "\n";
         std::cerr << steps[i].first << " failed: " << s << "\n";
@@ -984,7 +932,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   signal(SIGPIPE, SIG_IGN);  // a tar that dies must be an error, not our death
-  berth::bench::HandleStopSignals();
+  berth::bench::HandleStopSignals("stopping after the current pull and cleaning up");
   int rc = berth::bench::Run(flags, argv[0]);
   curl_global_cleanup();
   return rc;

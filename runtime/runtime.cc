@@ -176,7 +176,9 @@ absl::Status Runtime::StopPod(const std::string& pod_id) {
   ASSIGN_OR_RETURN(std::vector<containers::Container> list, containers_->List({.pod_id = pod->id}));
   for (const containers::Container& c : list) {
     if (c.state == containers::ContainerState::kRunning) {
-      RETURN_IF_ERROR(containers_->Stop(c.id, /*timeout_seconds=*/10));
+      // As containerd: no grace here. The kubelet stops containers gracefully
+      // (StopContainer with the pod's grace period) before it stops the pod.
+      RETURN_IF_ERROR(containers_->Stop(c.id, /*timeout_seconds=*/0));
     }
   }
   return pods_->Stop(pod->id);

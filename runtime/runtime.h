@@ -99,8 +99,9 @@ class Runtime {
   containers::ContainerManager& containers() { return *containers_; }
   events::EventBus& events() { return events_; }
 
-  // StopPodSandbox: stops every container of the pod (grace 10 s, as
-  // containerd), then releases the pod. NotFound for an unknown pod.
+  // StopPodSandbox: kills every container of the pod still running (no
+  // grace, as containerd: the kubelet stopped them gracefully already), then
+  // releases the pod. NotFound for an unknown pod.
   absl::Status StopPod(const std::string& pod_id);
   // RemovePodSandbox: removes the pod's containers, then the pod. Idempotent.
   absl::Status RemovePod(const std::string& pod_id);
