@@ -719,9 +719,14 @@ void AddContainerCommands(CLI::App& app, const GlobalOptions& global) {
 
   auto start_ids = std::make_shared<std::vector<std::string>>();
   CLI::App* start = app.add_subcommand("start", "start created containers");
-  start->add_option("id", *start_ids, "container id (or unique prefix)")->required();
+  start->add_option("id", *start_ids, "container id (or unique prefix, or name)")->required();
   start->callback([&global, start_ids] {
-    RunCommand([&] { return ForEachContainer(global, *start_ids, StartContainer); });
+    RunCommand([&] {
+      return ForEachContainer(global, *start_ids, [](Client& client, const std::string& id) {
+        ASSIGN_OR_RETURN(v1::ContainerStatusResponse status, GetContainerStatus(client, id));
+        return StartContainer(client, status.status().id());
+      });
+    });
   });
 
   auto stop_ids = std::make_shared<std::vector<std::string>>();

@@ -156,6 +156,7 @@ ContainerManager::ContainerManager(store::Store& store, sandbox::SandboxManager&
       runc_(oci::RuncOptions{.name = "runc",
                              .binary = options_.runc_binary,
                              .root = options_.state_dir + "/runtimes/runc",
+                             .scratch_dir = options_.state_dir + "/tmp",
                              .exec_wrapper = {options_.shim_binary, "--reap", "--"}}),
       exit_watcher_(std::make_unique<ExitWatcher>([this](const std::string& id) { OnExit(id); })) {
 }
@@ -171,8 +172,8 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
     return absl::FailedPreconditionError(
         StrCat("container manager: shim binary \"", options.shim_binary, "\" is not executable"));
   }
-  for (const std::string& dir :
-       {options.state_dir + "/containers", options.state_dir + "/runtimes/runc"}) {
+  for (const std::string& dir : {options.state_dir + "/containers",
+                                 options.state_dir + "/runtimes/runc", options.state_dir + "/tmp"}) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return absl::InternalError(StrCat("create ", dir, ": ", ec.message()));
@@ -715,6 +716,12 @@ absl::StatusOr<std::vector<ContainerStats>> ContainerManager::ListStats(
 }
 
 absl::Status ContainerManager::Recover() {
+  // Exec pid files of a berthd that died mid-exec.
+  std::error_code tmp_ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(options_.state_dir + "/tmp", tmp_ec)) {
+    std::filesystem::remove_all(entry.path(), tmp_ec);
+  }
   std::vector<store::Record> records;
   RETURN_IF_ERROR(store_.View([&](const store::ReadTransaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(records, tx.List(Kind::kContainer));
