@@ -121,23 +121,25 @@ std::vector<std::string> LeakCensus(const std::string& dir) {
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in(proc.path() / "cmdline");
     std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // berthd itself names its config file under dir; it is not a leak. (Its helpers may
+    // run from berthd.runfiles/..., so look at the program's own name only.)
+    const std::string program = cmdline.substr(0, cmdline.find('\0'));
+    if (std::filesystem::path(program).filename() == "berthd") continue;
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    // berthd itself names its config file under dir; it is not a leak.
-    if (cmdline.find(dir + "/") == std::string::npos || cmdline.find("berthd") != std::string::npos) {
-      continue;
-    }
+    if (cmdline.find(dir + "/") == std::string::npos) continue;
     leaks.push_back(StrCat("process ", pid, ": ", cmdline));
   }
-  // runc keeps one directory per container in its --root.
-  std::filesystem::recursive_directory_iterator it(dir, ec), end;
-  for (; !ec && it != end; it.increment(ec)) {
-    if (it.depth() > 4) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    const std::filesystem::path& path = it->path();
-    if (path.filename() == "state.json" && path.parent_path().parent_path().filename() == "runc") {
-      leaks.push_back("runc container " + path.parent_path().string());
+  // runc keeps one directory per container in its --root, <state>/runtimes/<handler>.
+  // Listed directly: a recursive walk stops at the first entry it cannot read.
+  for (const auto& top : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code inner;
+    for (const auto& handler :
+         std::filesystem::directory_iterator(top.path() / "runtimes", inner)) {
+      for (const auto& container : std::filesystem::directory_iterator(handler.path(), inner)) {
+        if (std::filesystem::exists(container.path() / "state.json", inner)) {
+          leaks.push_back("runc container " + container.path().string());
+        }
+      }
     }
   }
   return leaks;

@@ -172,10 +172,10 @@ TEST_P(CrashInCreateContainer, LeavesThePodAndNothingOfTheContainer) {
   EXPECT_TRUE(ListContainers().empty());
   ASSERT_EQ(ListPods().size(), 1u);
   EXPECT_EQ(ListPods()[0].state(), v1::SANDBOX_READY);
-  // Only the pod's own mounts and berth-pause remain: its 3 pins and shm, and the
-  // shim running berth-pause.
+  // Only the pod's own things remain: its 3 pins and shm, and berth-pause (its
+  // shim and its runc container).
   std::vector<std::string> left = LeakCensus(berthd_->dir());
-  EXPECT_EQ(left.size(), 5u) << ::testing::PrintToString(left);
+  EXPECT_EQ(left.size(), 6u) << ::testing::PrintToString(left);
   grpc::Status s = CreateContainer(pod, {"sleep", "1000"}, &container);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_TRUE(StartContainer(container).ok());
