@@ -139,7 +139,9 @@ TEST_F(ImageTest, UserOfTheImageBecomesUidOrUsername) {
     ASSERT_TRUE(Pull(ref).ok()) << ref;
     v1::Image image = Status(ref).image();
     EXPECT_EQ(image.has_uid(), c.uid.has_value()) << c.user;
-    if (c.uid) EXPECT_EQ(image.uid().value(), *c.uid) << c.user;
+    if (c.uid) {
+      EXPECT_EQ(image.uid().value(), *c.uid) << c.user;
+    }
     EXPECT_EQ(image.username(), c.username) << c.user;
   }
 }
@@ -217,7 +219,7 @@ TEST(ImageAuthTest, CredentialsFromTheCriAuthConfig) {
 }
 
 bool HasPullInProgress(const std::string& root) {
-  for (const std::string dir : {root + "/content/ingest", root + "/snapshotter/snapshots"}) {
+  for (const std::string& dir : {root + "/content/ingest", root + "/snapshotter/snapshots"}) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
       std::string name = entry.path().filename();

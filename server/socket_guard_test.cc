@@ -33,7 +33,9 @@ class SocketGuardTest : public ::testing::Test {
     addr.sun_family = AF_UNIX;
     strncpy(addr.sun_path, socket_.c_str(), sizeof(addr.sun_path) - 1);
     EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    if (listen_too) EXPECT_EQ(listen(fd, 1), 0);
+    if (listen_too) {
+      EXPECT_EQ(listen(fd, 1), 0);
+    }
     return fd;
   }
 
