@@ -9,8 +9,7 @@
 #include <thread>
 
 #include "e2e/berthd_fixture.h"
-#include "e2e/fixtures/image_kit.h"
-#include "e2e/fixtures/registry.h"
+#include "e2e/busybox_node.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -23,23 +22,11 @@ class ContainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root: containers run through runc";
-    absl::StatusOr<OciImage> busybox = BuildBusyboxImage();
-    ASSERT_TRUE(busybox.ok()) << busybox.status();
-    absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Start();
-    ASSERT_TRUE(registry.ok()) << registry.status();
-    registry_ = *std::move(registry);
-    ASSERT_TRUE(registry_->Push(*busybox, "library/busybox", "1.36").ok());
-    absl::StatusOr<std::unique_ptr<BerthdFixture>> berthd = BerthdFixture::Start(
-        {.config_toml = "[registries.\"*\"]\nmirrors = [\"" + registry_->url() + "\"]\n"});
-    ASSERT_TRUE(berthd.ok()) << berthd.status();
-    berthd_ = *std::move(berthd);
+    absl::StatusOr<BusyboxNode> node = StartBusyboxNode();
+    ASSERT_TRUE(node.ok()) << node.status();
+    registry_ = std::move(node->registry);
+    berthd_ = std::move(node->berthd);
     logs_ = berthd_->dir() + "/logs";
-
-    grpc::ClientContext pull_ctx;
-    v1::PullImageRequest pull;
-    pull.mutable_image()->set_image("busybox:1.36");
-    v1::PullImageResponse pulled;
-    ASSERT_TRUE(berthd_->image().PullImage(&pull_ctx, pull, &pulled).ok());
 
     pod_config_.mutable_metadata()->set_name("ctr-pod");
     pod_config_.mutable_metadata()->set_uid("ctr-uid");

@@ -8,8 +8,7 @@
 #include <fstream>
 
 #include "e2e/berthd_fixture.h"
-#include "e2e/fixtures/image_kit.h"
-#include "e2e/fixtures/registry.h"
+#include "e2e/busybox_node.h"
 #include "gtest/gtest.h"
 #include "runtime/base/strings.h"
 
@@ -25,13 +24,6 @@ class NetworkTest : public ::testing::Test {
     if (access("/usr/lib/cni/bridge", X_OK) != 0) {
       GTEST_SKIP() << "LOUD SKIP: /usr/lib/cni/bridge is missing (Debian containernetworking-plugins)";
     }
-    absl::StatusOr<OciImage> busybox = BuildBusyboxImage();
-    ASSERT_TRUE(busybox.ok()) << busybox.status();
-    absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Start();
-    ASSERT_TRUE(registry.ok()) << registry.status();
-    registry_ = *std::move(registry);
-    ASSERT_TRUE(registry_->Push(*busybox, "library/busybox", "1.36").ok());
-
     // A bridge and subnet of this test process alone.
     bridge_ = StrCat("bt", getpid() % 100000);
     subnet_ = StrCat("10.231.", getpid() % 250, ".0/24");
@@ -44,17 +36,11 @@ class NetworkTest : public ::testing::Test {
         R"(", "isGateway": true, "ipMasq": false, "ipam": {"type": "host-local", "ranges": [[{"subnet": ")",
         subnet_, R"("}]], "dataDir": ")", conf_dir_, R"(/ipam"}},)",
         R"({"type": "portmap", "capabilities": {"portMappings": true}}]})");
-    absl::StatusOr<std::unique_ptr<BerthdFixture>> berthd =
-        BerthdFixture::Start({.config_toml = StrCat("[registries.\"*\"]\nmirrors = [\"",
-                                                    registry_->url(), "\"]\n[network]\nconf_dir = \"",
-                                                    conf_dir_, "\"\n")});
-    ASSERT_TRUE(berthd.ok()) << berthd.status();
-    berthd_ = *std::move(berthd);
-    grpc::ClientContext ctx;
-    v1::PullImageRequest pull;
-    pull.mutable_image()->set_image("busybox:1.36");
-    v1::PullImageResponse pulled;
-    ASSERT_TRUE(berthd_->image().PullImage(&ctx, pull, &pulled).ok());
+    absl::StatusOr<BusyboxNode> node =
+        StartBusyboxNode(StrCat("[network]\nconf_dir = \"", conf_dir_, "\"\n"));
+    ASSERT_TRUE(node.ok()) << node.status();
+    registry_ = std::move(node->registry);
+    berthd_ = std::move(node->berthd);
   }
 
   void TearDown() override {
