@@ -114,6 +114,27 @@ absl::Status ParseRegistries(const toml::table& top, const std::string& origin,
       return absl::InvalidArgumentError(where + ": conf_dir must be an absolute path");
     }
   }
+  if (const toml::table* streaming = SubTable(top, "streaming")) {
+    std::string where = origin + ": [streaming]";
+    RETURN_IF_ERROR(UnknownKeys(*streaming,
+                                {"address", "port", "token_ttl_seconds", "idle_timeout_seconds",
+                                 "max_sessions"},
+                                where));
+    RETURN_IF_ERROR(Read(*streaming, "address", where, config.streaming_address));
+    RETURN_IF_ERROR(Read(*streaming, "port", where, config.streaming_port));
+    RETURN_IF_ERROR(Read(*streaming, "token_ttl_seconds", where, config.stream_token_ttl_seconds));
+    RETURN_IF_ERROR(
+        Read(*streaming, "idle_timeout_seconds", where, config.stream_idle_timeout_seconds));
+    RETURN_IF_ERROR(Read(*streaming, "max_sessions", where, config.max_streaming_sessions));
+    if (config.streaming_port < 0 || config.streaming_port > 65535) {
+      return absl::InvalidArgumentError(where + ": port must be 0..65535");
+    }
+    if (config.stream_token_ttl_seconds < 1 || config.stream_idle_timeout_seconds < 1 ||
+        config.max_streaming_sessions < 1) {
+      return absl::InvalidArgumentError(
+          where + ": token_ttl_seconds, idle_timeout_seconds and max_sessions must be positive");
+    }
+  }
   if (const toml::table* images = SubTable(top, "images")) {
     std::string where = origin + ": [images]";
     RETURN_IF_ERROR(
@@ -148,7 +169,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view toml_text, const std::
   DaemonConfig config;
   RETURN_IF_ERROR(UnknownKeys(top,
                               {"root", "state", "socket", "log_level", "shutdown_grace_seconds",
-                               "store", "runtime", "registries", "images", "network"},
+                               "store", "runtime", "registries", "images", "network", "streaming"},
                               origin));
   RETURN_IF_ERROR(Read(top, "root", origin, config.root_dir));
   RETURN_IF_ERROR(Read(top, "state", origin, config.state_dir));
@@ -259,6 +280,12 @@ nlohmann::json ToJson(const DaemonConfig& config) {
       {"store", {{"sync", config.store_sync}}},
       {"runtime", {{"default_handler", config.default_runtime_handler}, {"handlers", handlers}}},
       {"network", {{"conf_dir", config.cni_conf_dir}, {"bin_dirs", config.cni_bin_dirs}}},
+      {"streaming",
+       {{"address", config.streaming_address},
+        {"port", config.streaming_port},
+        {"token_ttl_seconds", config.stream_token_ttl_seconds},
+        {"idle_timeout_seconds", config.stream_idle_timeout_seconds},
+        {"max_sessions", config.max_streaming_sessions}}},
   };
 }
 

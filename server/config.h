@@ -52,6 +52,14 @@ struct DaemonConfig {
   std::string cni_conf_dir = "/etc/berth/cni/net.d";
   std::vector<std::string> cni_bin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};
 
+  // [streaming]: where the URLs of Exec, Attach and PortForward lead (docs/streaming.md).
+  // Loopback on an ephemeral port by default, like containerd: the kubelet proxies.
+  std::string streaming_address = "127.0.0.1";
+  int64_t streaming_port = 0;
+  int64_t stream_token_ttl_seconds = 60;
+  int64_t stream_idle_timeout_seconds = 4 * 3600;
+  int64_t max_streaming_sessions = 128;
+
   std::string default_runtime_handler = "runc";
   std::map<std::string, RuntimeHandlerConfig> runtime_handlers = {{"runc", {}}};
 };

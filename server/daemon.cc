@@ -72,7 +72,20 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
   }
   ASSIGN_OR_RETURN(d->runtime_, Runtime::Create(std::move(options), std::move(store)));
 
+  d->stream_backend_ = std::make_unique<RuntimeStreamBackend>(*d->runtime_);
+  ASSIGN_OR_RETURN(
+      d->streaming_,
+      streaming::StreamingServer::Start(
+          {.address = config.streaming_address,
+           .port = static_cast<uint16_t>(config.streaming_port),
+           .token_ttl = absl::Seconds(config.stream_token_ttl_seconds),
+           .idle_timeout = absl::Seconds(config.stream_idle_timeout_seconds),
+           .max_sessions = static_cast<size_t>(config.max_streaming_sessions)},
+          *d->stream_backend_));
+  spdlog::info("event=streaming_serving url={}", d->streaming_->base_url());
+
   d->runtime_service_ = std::make_unique<RuntimeServiceImpl>(*d->runtime_, ToJson(d->config_));
+  d->runtime_service_->set_streaming_server(d->streaming_.get());
   d->image_service_ = std::make_unique<ImageServiceImpl>(*d->runtime_);
   d->berth_service_ =
       std::make_unique<BerthServiceImpl>(*d->runtime_, config.socket_path, NowNanos());
@@ -114,6 +127,8 @@ void Daemon::Shutdown() {
   // wait for clients to hang up their idle connections.
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
+  // Streaming sessions end with the daemon: exec'd processes are killed, attachments end.
+  if (streaming_) streaming_->Stop();
   spdlog::info("event=shutdown_done");
 }
 

@@ -19,6 +19,8 @@
 #include "server/rpc_interceptor.h"
 #include "server/runtime_service.h"
 #include "server/socket_guard.h"
+#include "server/stream_backend.h"
+#include "server/streaming/server.h"
 
 namespace berth::server {
 
@@ -41,6 +43,8 @@ class Daemon {
   std::unique_ptr<PidLock> root_lock_;
   std::unique_ptr<SocketGuard> socket_guard_;
   std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<RuntimeStreamBackend> stream_backend_;
+  std::unique_ptr<streaming::StreamingServer> streaming_;
   std::unique_ptr<RuntimeServiceImpl> runtime_service_;
   std::unique_ptr<ImageServiceImpl> image_service_;
   std::unique_ptr<BerthServiceImpl> berth_service_;

@@ -9,6 +9,7 @@
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "runtime/runtime.h"
+#include "server/streaming/server.h"
 
 namespace berth::server {
 
@@ -17,6 +18,18 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   // effective_config is reported by Status(verbose).
   RuntimeServiceImpl(Runtime& runtime, nlohmann::json effective_config)
       : runtime_(runtime), effective_config_(std::move(effective_config)) {}
+
+  // Where Exec, Attach and PortForward URLs lead; without it they are UNAVAILABLE.
+  void set_streaming_server(streaming::StreamingServer* server) { streaming_ = server; }
+
+  // streaming_rpcs.cc
+  grpc::Status Exec(grpc::ServerContext* context, const runtime::v1::ExecRequest* request,
+                    runtime::v1::ExecResponse* response) override;
+  grpc::Status Attach(grpc::ServerContext* context, const runtime::v1::AttachRequest* request,
+                      runtime::v1::AttachResponse* response) override;
+  grpc::Status PortForward(grpc::ServerContext* context,
+                           const runtime::v1::PortForwardRequest* request,
+                           runtime::v1::PortForwardResponse* response) override;
 
   // runtime_info.cc
   grpc::Status Version(grpc::ServerContext* context, const runtime::v1::VersionRequest* request,
@@ -93,6 +106,7 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
  private:
   Runtime& runtime_;
   const nlohmann::json effective_config_;
+  streaming::StreamingServer* streaming_ = nullptr;
 };
 
 }  // namespace berth::server

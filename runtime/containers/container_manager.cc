@@ -86,6 +86,8 @@ Container FromRecord(const std::string& id, const json& doc, const std::string& 
   c.pid = doc.value("pid", 0);
   c.shim_pid = doc.value("shim_pid", 0);
   c.stop_signal = doc.value("stop_signal", "");
+  c.tty = doc.value("tty", false);
+  c.stdin = doc.value("stdin", false);
   c.dir = dir;
   c.cgroups_path = doc.value("cgroups_path", "");
   for (const json& m : doc.value("mounts", json::array())) {
@@ -579,9 +581,8 @@ absl::Status ContainerManager::Remove(const std::string& id_or_prefix) {
   return RemoveLocked(*id);
 }
 
-absl::StatusOr<ExecSyncResult> ContainerManager::ExecSync(const std::string& id_or_prefix,
-                                                          const std::vector<std::string>& command,
-                                                          absl::Duration timeout) {
+absl::StatusOr<ContainerManager::ExecTarget> ContainerManager::PrepareExec(
+    const std::string& id_or_prefix, const std::vector<std::string>& command, bool tty) {
   if (command.empty()) return absl::InvalidArgumentError("exec: the command is empty");
   ASSIGN_OR_RETURN(std::optional<Container> c, Find(id_or_prefix));
   if (!c.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
@@ -599,19 +600,38 @@ absl::StatusOr<ExecSyncResult> ContainerManager::ExecSync(const std::string& id_
   }
   json process = spec["process"];
   process["args"] = command;
-  process["terminal"] = false;
+  process["terminal"] = tty;
   process.erase("consoleSize");
+  return ExecTarget{.id = c->id, .process_json = process.dump()};
+}
+
+absl::StatusOr<ContainerManager::AttachTarget> ContainerManager::PrepareAttach(
+    const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(std::optional<Container> c, Find(id_or_prefix));
+  if (!c.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
+  if (c->state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(StrCat("container ", c->id, " is ",
+                                                ContainerStateName(c->state),
+                                                ", not RUNNING; cannot attach to it"));
+  }
+  return AttachTarget{.id = c->id, .shim_dir = ShimDir(c->dir), .tty = c->tty, .stdin = c->stdin};
+}
+
+absl::StatusOr<ExecSyncResult> ContainerManager::ExecSync(const std::string& id_or_prefix,
+                                                          const std::vector<std::string>& command,
+                                                          absl::Duration timeout) {
+  ASSIGN_OR_RETURN(ExecTarget target, PrepareExec(id_or_prefix, command, /*tty=*/false));
   absl::StatusOr<oci::ExecResult> ran = runc_.Exec(
-      c->id, process.dump(),
+      target.id, target.process_json,
       {.timeout = timeout, .capture = true, .max_capture = kMaxExecOutput});
   if (!ran.ok()) {
     if (absl::IsDeadlineExceeded(ran.status())) {
       return absl::DeadlineExceededError(
-          StrCat("exec in container ", c->id, ": command timed out after ",
+          StrCat("exec in container ", target.id, ": command timed out after ",
                  absl::FormatDuration(timeout), " and was killed"));
     }
     return absl::Status(ran.status().code(),
-                        StrCat("exec in container ", c->id, ": ", ran.status().message()));
+                        StrCat("exec in container ", target.id, ": ", ran.status().message()));
   }
   return ExecSyncResult{.out = std::move(ran->out),
                         .err = std::move(ran->err),

@@ -71,6 +71,8 @@ struct Container {
   int pid = 0;              // the container's init in the host PID namespace
   int shim_pid = 0;         // its berth-shim
   std::string stop_signal;  // the image's StopSignal, "" for SIGTERM
+  bool tty = false;         // ContainerConfig.tty
+  bool stdin = false;       // ContainerConfig.stdin: the shim keeps a stdin for attach
   std::string dir;          // <state>/containers/<id>
   std::string cgroups_path;  // linux.cgroupsPath, "/parent/id"
   std::vector<container::Mount> mounts;  // the CRI mounts, as requested
@@ -141,6 +143,26 @@ class ContainerManager {
                                           const std::vector<std::string>& command,
                                           absl::Duration timeout);
   static constexpr size_t kMaxExecOutput = 16 << 20;
+
+  // For a streaming exec (the CRI Exec URL): the running container's id and the OCI
+  // process to give `runc exec`: the container's own settings with `command`, and a
+  // terminal when `tty`. FailedPrecondition unless running.
+  struct ExecTarget {
+    std::string id;
+    std::string process_json;
+  };
+  absl::StatusOr<ExecTarget> PrepareExec(const std::string& id_or_prefix,
+                                         const std::vector<std::string>& command, bool tty);
+  // Where a streaming exec keeps its pid file: <state>/tmp (emptied at start-up).
+  std::string ScratchDir() const { return options_.state_dir + "/tmp"; }
+  // For attach: the running container and its shim's state directory (shim_client.h).
+  struct AttachTarget {
+    std::string id;
+    std::string shim_dir;
+    bool tty = false;
+    bool stdin = false;
+  };
+  absl::StatusOr<AttachTarget> PrepareAttach(const std::string& id_or_prefix);
 
   // Changes a created or running container's cgroup resources (runc update) and records
   // them in its spec. FailedPrecondition once exited.

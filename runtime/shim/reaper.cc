@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,11 @@ int RunReaping(char** argv) {
     return 2;
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  // A streaming exec with a tty hands runc a pty (runc relays between it and the
+  // container's own). Making it our controlling terminal lets the kernel deliver
+  // SIGWINCH to runc, which copies the new size to the container's pty, whenever berthd
+  // resizes it.
+  if (isatty(STDIN_FILENO) && setsid() >= 0) ioctl(STDIN_FILENO, TIOCSCTTY, 0);
   struct sigaction forward = {};
   forward.sa_handler = Forward;
   sigemptyset(&forward.sa_mask);

@@ -1,0 +1,176 @@
+#include "server/streaming/spdy_connection.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "runtime/base/errno_status.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/base/strings.h"
+
+namespace berth::streaming {
+
+namespace {
+constexpr size_t kMaxDataFrame = 32 * 1024;
+}
+
+SpdyConnection::SpdyConnection(int fd, std::string already_read,
+                               std::function<void()> on_activity)
+    : fd_(fd), on_activity_(std::move(on_activity)) {
+  decoder_.Feed(already_read);
+}
+
+std::optional<spdy::ReceivedFrame> SpdyConnection::Next() {
+  char buffer[64 * 1024];
+  while (true) {
+    absl::StatusOr<std::optional<spdy::ReceivedFrame>> next = decoder_.Next();
+    if (!next.ok()) {
+      (void)GoAway(spdy::GoAwayStatus::kProtocolError);
+      return std::nullopt;
+    }
+    if (!next->has_value()) {
+      ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return std::nullopt;
+      if (on_activity_) on_activity_();
+      decoder_.Feed(std::string_view(buffer, static_cast<size_t>(n)));
+      continue;
+    }
+    spdy::ReceivedFrame frame = std::move(**next);
+    if (auto* ping = std::get_if<spdy::Ping>(&frame)) {
+      (void)Write(*ping);  // the same id back
+      continue;
+    }
+    if (auto* error = std::get_if<spdy::StreamError>(&frame)) {
+      (void)Reset(error->stream_id, error->status);
+      continue;
+    }
+    if (auto* settings = std::get_if<spdy::Settings>(&frame)) {
+      absl::MutexLock lock(&mu_);
+      absl::StatusOr<std::vector<spdy::StreamError>> resets = flow_.OnSettings(*settings);
+      if (!resets.ok()) {
+        (void)WriteLocked(spdy::GoAway{.status = spdy::GoAwayStatus::kProtocolError});
+        return std::nullopt;
+      }
+      for (const spdy::StreamError& reset : *resets) {
+        (void)WriteLocked(spdy::RstStream{reset.stream_id, reset.status});
+      }
+      continue;
+    }
+    if (auto* update = std::get_if<spdy::WindowUpdate>(&frame)) {
+      absl::MutexLock lock(&mu_);
+      absl::StatusOr<std::optional<spdy::StreamError>> reset = flow_.OnWindowUpdate(*update);
+      if (!reset.ok()) {
+        (void)WriteLocked(spdy::GoAway{.status = spdy::GoAwayStatus::kProtocolError});
+        return std::nullopt;
+      }
+      if (reset->has_value()) {
+        (void)WriteLocked(spdy::RstStream{(*reset)->stream_id, (*reset)->status});
+      }
+      continue;
+    }
+    if (auto* data = std::get_if<spdy::Data>(&frame)) {
+      absl::MutexLock lock(&mu_);
+      absl::StatusOr<std::optional<spdy::StreamError>> reset =
+          flow_.OnDataReceived(data->stream_id, static_cast<int64_t>(data->data.size()));
+      if (!reset.ok()) {
+        (void)WriteLocked(spdy::GoAway{.status = spdy::GoAwayStatus::kProtocolError});
+        return std::nullopt;
+      }
+      if (reset->has_value()) {
+        (void)WriteLocked(spdy::RstStream{(*reset)->stream_id, (*reset)->status});
+        continue;
+      }
+    }
+    if (std::holds_alternative<spdy::SynReply>(frame)) continue;  // we open no streams
+    return frame;
+  }
+}
+
+absl::Status SpdyConnection::Reply(uint32_t stream_id) {
+  return Write(spdy::SynReply{.stream_id = stream_id});
+}
+
+absl::Status SpdyConnection::Reset(uint32_t stream_id, spdy::RstStatus status) {
+  {
+    absl::MutexLock lock(&mu_);
+    flow_.CloseStream(stream_id);
+  }
+  return Write(spdy::RstStream{stream_id, status});
+}
+
+absl::Status SpdyConnection::SendData(uint32_t stream_id, std::string_view data) {
+  absl::MutexLock lock(&mu_);
+  while (!data.empty()) {
+    auto can_send = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return broken_ || !flow_.send_stream_window(stream_id).has_value() ||
+             flow_.SendableBytes(stream_id) > 0;
+    };
+    mu_.Await(absl::Condition(&can_send));
+    if (broken_) return absl::UnavailableError("streaming: the connection is closed");
+    if (!flow_.send_stream_window(stream_id).has_value()) {
+      return absl::FailedPreconditionError(StrCat("streaming: stream ", stream_id, " is closed"));
+    }
+    size_t n = std::min<size_t>(
+        {data.size(), kMaxDataFrame, static_cast<size_t>(flow_.SendableBytes(stream_id))});
+    RETURN_IF_ERROR(WriteLocked(spdy::Data{.stream_id = stream_id, .data = std::string(data.substr(0, n))}));
+    (void)flow_.OnDataSent(stream_id, static_cast<int64_t>(n));
+    data.remove_prefix(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SpdyConnection::Finish(uint32_t stream_id) {
+  return Write(spdy::Data{.stream_id = stream_id, .fin = true});
+}
+
+absl::Status SpdyConnection::GoAway(spdy::GoAwayStatus status) {
+  return Write(spdy::GoAway{.status = status});
+}
+
+void SpdyConnection::Consumed(uint32_t stream_id, size_t bytes) {
+  absl::MutexLock lock(&mu_);
+  for (const spdy::WindowUpdate& update :
+       flow_.OnDataConsumed(stream_id, static_cast<int64_t>(bytes))) {
+    (void)WriteLocked(update);
+  }
+}
+
+void SpdyConnection::OpenStream(uint32_t stream_id) {
+  absl::MutexLock lock(&mu_);
+  (void)flow_.OpenStream(stream_id);
+}
+
+void SpdyConnection::ShutdownWrite() { shutdown(fd_, SHUT_WR); }
+
+void SpdyConnection::Abort() {
+  absl::MutexLock lock(&mu_);
+  broken_ = true;
+  shutdown(fd_, SHUT_RDWR);
+}
+
+absl::Status SpdyConnection::Write(const spdy::Frame& frame) {
+  absl::MutexLock lock(&mu_);
+  return WriteLocked(frame);
+}
+
+absl::Status SpdyConnection::WriteLocked(const spdy::Frame& frame) {
+  if (broken_) return absl::UnavailableError("streaming: the connection is closed");
+  std::string bytes;
+  absl::Status encoded = encoder_.EncodeTo(frame, bytes);
+  if (!encoded.ok()) return encoded;
+  std::string_view rest = bytes;
+  while (!rest.empty()) {
+    ssize_t n = send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      broken_ = true;
+      return ErrnoStatus(errno, "streaming: write to the client");
+    }
+    rest.remove_prefix(static_cast<size_t>(n));
+    if (on_activity_) on_activity_();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace berth::streaming
