@@ -1,5 +1,5 @@
 // Exec, Attach and PortForward through berth's streaming server, as client-go speaks to it
-// (SPDY/3.1, e2e/spdy_client.h) and as newer clients do (WebSocket v5): output and exit
+// (SPDY/3.1, server/streaming/spdy_test_client.h) and as newer clients do (WebSocket v5): output and exit
 // codes, stdin, a tty with resize, attach and detach, port-forward into a pod's own
 // loopback, one-time expiring tokens, a client that vanishes mid-command, and 200 exec
 // sessions that leave no descriptor or process behind.
@@ -17,7 +17,7 @@
 
 #include "e2e/berthd_fixture.h"
 #include "e2e/busybox_node.h"
-#include "e2e/spdy_client.h"
+#include "server/streaming/spdy_test_client.h"
 #include "gtest/gtest.h"
 #include "server/streaming/remotecommand.h"
 #include "server/streaming/ws_channel.h"

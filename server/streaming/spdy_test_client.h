@@ -6,8 +6,8 @@
 //   uint32_t out = client->Open({{"streamtype", "stdout"}});
 //   RETURN_IF_ERROR(client->ReadUntilFinished({error, out}, absl::Seconds(30)));
 //   client->data[out];   // everything the server sent on stdout
-#ifndef BERTH_E2E_SPDY_CLIENT_H_
-#define BERTH_E2E_SPDY_CLIENT_H_
+#ifndef BERTH_SERVER_STREAMING_SPDY_TEST_CLIENT_H_
+#define BERTH_SERVER_STREAMING_SPDY_TEST_CLIENT_H_
 
 #include <cstdint>
 #include <functional>
@@ -63,4 +63,4 @@ class SpdyClient {
 
 }  // namespace berth::testing
 
-#endif  // BERTH_E2E_SPDY_CLIENT_H_
+#endif  // BERTH_SERVER_STREAMING_SPDY_TEST_CLIENT_H_

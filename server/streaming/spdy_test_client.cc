@@ -1,4 +1,4 @@
-#include "e2e/spdy_client.h"
+#include "server/streaming/spdy_test_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
