@@ -12,6 +12,8 @@ packages=(
   # libraries named in the brief
   libspdlog-dev libfmt-dev libsqlite3-dev nlohmann-json3-dev libtomlplusplus-dev
   libcli11-dev libssl-dev libarchive-dev libcurl4-openssl-dev libboost-dev zlib1g-dev
+  # netlink for berth's CNI plugins (cni/plugins)
+  libmnl-dev
   # tests
   libgtest-dev libgmock-dev
   # real peers used by the tests and the daemon
