@@ -15,6 +15,7 @@
 #include "cni/internal/names.h"
 #include "cni/internal/plugin_exec.h"
 #include "cni/internal/result_cache.h"
+#include "runtime/base/crash_point.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 
@@ -311,6 +312,8 @@ absl::StatusOr<Result> Network::Add(const Attachment& a) {
     absl::StatusOr<std::string> out =
         Invoke(p, i, "ADD", a, i == 0 ? nullptr : &prev, json::object());
     if (!out.ok()) return UndoFailedAdd(a, out.status());
+    // Fault injection: the first plugin has changed the host, the rest have not run.
+    if (i == 0) CrashPoint("cni.first_plugin_added");
     json result = json::parse(*out, nullptr, /*allow_exceptions=*/false);
     if (result.is_discarded() || !result.is_object()) {
       return UndoFailedAdd(

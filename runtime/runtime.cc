@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -12,6 +13,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
 #include "runtime/snapshot/overlay_snapshotter.h"
+#include "spdlog/spdlog.h"
 
 namespace berth {
 namespace {
@@ -105,9 +107,18 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
                         .min_oom_score_adj = container_options.min_oom_score_adj}));
   // Without a usable network berth still runs pods, with loopback only, and
   // NetworkReady says why.
+  // berth's own plugins (cni/plugins), found like berth-shim, come before the bin dirs.
+  std::vector<std::string> bin_dirs = rt->options_.cni_bin_dirs;
+  if (absl::StatusOr<std::string> bridge = FindHelperBinary("berth-bridge", "cni/plugins", "");
+      bridge.ok()) {
+    std::string dir = bridge->substr(0, bridge->rfind('/'));
+    if (std::find(bin_dirs.begin(), bin_dirs.end(), dir) == bin_dirs.end()) {
+      bin_dirs.insert(bin_dirs.begin(), dir);
+    }
+  }
   absl::StatusOr<std::unique_ptr<network::CniPodNetwork>> network =
       network::CniPodNetwork::Create({.conf_dir = rt->options_.cni_conf_dir,
-                                      .bin_dirs = rt->options_.cni_bin_dirs,
+                                      .bin_dirs = bin_dirs,
                                       .state_dir = rt->options_.root_dir + "/cni"});
   if (network.ok()) {
     rt->network_ = *std::move(network);
@@ -118,6 +129,16 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options,
                                   *rt->store_, rt->options_.state_dir + "/pods", handlers,
                                   rt->infra_.get(), rt->network_.get()));
   RETURN_IF_ERROR(rt->pods_->Recover());
+  if (rt->network_ != nullptr) {
+    // What is attached for a pod that is no longer ready (a crash between ADD and the
+    // record, a pod removed while its DEL failed) comes off the host now.
+    ASSIGN_OR_RETURN(std::vector<sandbox::PodSandbox> pods,
+                     rt->pods_->List({.state = sandbox::PodState::kReady}));
+    std::vector<std::string> live;
+    for (const sandbox::PodSandbox& pod : pods) live.push_back(pod.id);
+    absl::Status collected = rt->network_->GarbageCollect(live);
+    if (!collected.ok()) spdlog::warn("event=cni_gc_failed error=\"{}\"", collected.message());
+  }
   ASSIGN_OR_RETURN(rt->containers_,
                    containers::ContainerManager::Create(*rt->store_, *rt->pods_, *rt->images_,
                                                         *rt->snapshotter_, container_options));

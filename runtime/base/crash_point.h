@@ -5,7 +5,8 @@
 //
 //   CrashPoint("container.shim_started");
 //
-// The points: pod.pinned, pod.infra_started (RunPodSandbox), container.mounted,
+// The points: pod.pinned, cni.first_plugin_added, pod.network_attached,
+// pod.infra_started (RunPodSandbox), container.mounted,
 // container.shim_started (CreateContainer). docs/recovery.md says what a
 // restart does with what each leaves behind.
 #ifndef BERTH_RUNTIME_BASE_CRASH_POINT_H_

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
@@ -52,22 +53,30 @@ absl::StatusOr<std::vector<std::string>> RequestedNetworks(
 
 }  // namespace
 
-std::string DefaultBridgeConflist(const std::string& ipam_dir) {
+std::string DefaultBridgeConflist(const std::string& ipam_dir, bool berth_plugins) {
+  const char* bridge = berth_plugins ? "berth-bridge" : "bridge";
+  const char* ipam = berth_plugins ? "berth-host-local" : "host-local";
+  const char* portmap = berth_plugins ? "berth-portmap" : "portmap";
   nlohmann::json conflist = {
       {"cniVersion", "1.0.0"},
       {"name", "bridge"},
       {"plugins",
-       {{{"type", "bridge"},
+       {{{"type", bridge},
          {"bridge", "berth0"},
          {"isGateway", true},
          {"ipMasq", true},
          {"hairpinMode", true},
          {"ipam",
-          {{"type", "host-local"},
+          {{"type", ipam},
            {"ranges", {{{{"subnet", "10.88.0.0/16"}}}}},
            {"routes", {{{"dst", "0.0.0.0/0"}}}},
            {"dataDir", ipam_dir}}}},
-        {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}}}}};
+        {{"type", portmap}, {"capabilities", {{"portMappings", true}}}}}}};
+  if (berth_plugins) {
+    // berth's plugins speak CNI 1.1: STATUS feeds NetworkReady and GC runs at start-up.
+    conflist["cniVersions"] = {"1.0.0", "1.1.0"};
+    conflist["plugins"].push_back({{"type", "berth-loopback"}});
+  }
   return conflist.dump(2) + "\n";
 }
 
@@ -85,7 +94,11 @@ absl::StatusOr<std::unique_ptr<CniPodNetwork>> CniPodNetwork::Create(
     // Like Docker's bridge: a node works without any network set up by hand.
     const std::string path = o.conf_dir + "/10-berth-bridge.conflist";
     std::ofstream out(path + ".tmp");
-    out << DefaultBridgeConflist(o.state_dir + "/ipam");
+    bool berth_plugins = false;
+    for (const std::string& dir : o.bin_dirs) {
+      berth_plugins = berth_plugins || access((dir + "/berth-bridge").c_str(), X_OK) == 0;
+    }
+    out << DefaultBridgeConflist(o.state_dir + "/ipam", berth_plugins);
     out.close();
     if (!out || rename((path + ".tmp").c_str(), path.c_str()) != 0) {
       return absl::InternalError(StrCat("write the default network to ", path));
@@ -156,6 +169,13 @@ absl::StatusOr<std::vector<std::string>> CniPodNetwork::Attach(
     if (!request.cgroup_parent.empty()) {
       attachment.runtime_config.cgroup_path = request.cgroup_parent;
     }
+    // The pod's DNS for plugins that declare the "dns" capability (berth also writes
+    // it into the pod's resolv.conf itself).
+    if (!request.dns.servers.empty() || !request.dns.searches.empty()) {
+      attachment.runtime_config.dns = cni::Dns{.nameservers = request.dns.servers,
+                                               .search = request.dns.searches,
+                                               .options = request.dns.options};
+    }
     absl::StatusOr<cni::Result> result = network->Add(attachment);
     if (!result.ok()) {
       return absl::Status(result.status().code(), StrCat("attach pod ", request.pod_id,
@@ -185,6 +205,28 @@ absl::Status CniPodNetwork::Detach(const std::string& pod_id, const std::string&
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status CniPodNetwork::GarbageCollect(const std::vector<std::string>& live_pod_ids) {
+  const std::set<std::string> live(live_pod_ids.begin(), live_pod_ids.end());
+  std::string errors;
+  for (const std::unique_ptr<cni::Network>& network : networks_) {
+    absl::StatusOr<std::vector<cni::Attachment>> cached = network->CachedAttachments();
+    if (!cached.ok()) {
+      errors += StrCat(errors.empty() ? "" : "; ", network->name(), ": ", cached.status().message());
+      continue;
+    }
+    std::vector<cni::Attachment> valid;
+    for (cni::Attachment& attachment : *cached) {
+      if (live.count(attachment.container_id)) valid.push_back(std::move(attachment));
+    }
+    absl::Status collected = network->GarbageCollect(valid);
+    if (!collected.ok()) {
+      errors += StrCat(errors.empty() ? "" : "; ", network->name(), ": ", collected.message());
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::InternalError(StrCat("CNI garbage collection: ", errors));
 }
 
 absl::Status CniPodNetwork::Ready() {

@@ -44,6 +44,11 @@ class CniPodNetwork : public sandbox::PodNetwork {
   absl::Status Detach(const std::string& pod_id, const std::string& netns) override;
   absl::Status Ready() override;
 
+  // Start-up: undoes every cached attachment of a pod not in `live_pod_ids` (an ADD a
+  // crash cut short, a pod whose record is gone), then lets CNI 1.1 plugins collect
+  // what they hold for anything else (spec GC). Errors are per network, joined.
+  absl::Status GarbageCollect(const std::vector<std::string>& live_pod_ids);
+
   // The networks loaded from the conf dir, the default first.
   std::vector<std::string> NetworkNames();
 
@@ -58,9 +63,10 @@ class CniPodNetwork : public sandbox::PodNetwork {
   std::vector<std::string> load_errors_;
 };
 
-// The conflist berth writes into an empty conf dir: Debian's standard bridge,
-// host-local and portmap plugins, allocations kept under ipam_dir.
-std::string DefaultBridgeConflist(const std::string& ipam_dir);
+// The conflist berth writes into an empty conf dir: berth-bridge, berth-host-local,
+// berth-portmap and berth-loopback (cni/plugins) when berth's plugins are in a bin dir,
+// else Debian's bridge, host-local and portmap; allocations kept under ipam_dir.
+std::string DefaultBridgeConflist(const std::string& ipam_dir, bool berth_plugins);
 
 }  // namespace berth::network
 

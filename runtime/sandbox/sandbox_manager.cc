@@ -303,6 +303,7 @@ absl::StatusOr<std::string> SandboxManager::Create(const container::PodSpec& spe
                                               .dns = spec.dns,
                                               .annotations = spec.annotations,
                                               .cgroup_parent = spec.cgroup_parent}));
+      CrashPoint("pod.network_attached");
     }
     if (!host_ipc) {
       // The pod's /dev/shm: shared by its containers, sized like Docker's default.
