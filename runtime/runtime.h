@@ -98,6 +98,9 @@ class Runtime {
   sandbox::SandboxManager& pods() { return *pods_; }
   containers::ContainerManager& containers() { return *containers_; }
   events::EventBus& events() { return events_; }
+  // The CNI networks; null when CNI is unusable (network_error() says why).
+  network::CniPodNetwork* network() { return network_.get(); }
+  const absl::Status& network_error() const { return network_error_; }
 
   // StopPodSandbox: kills every container of the pod still running (no
   // grace, as containerd: the kubelet stopped them gracefully already), then

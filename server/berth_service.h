@@ -24,6 +24,10 @@ class BerthServiceImpl final : public berth::v1::Berth::Service {
                            grpc::ServerReader<berth::v1::ImportImageRequest>* reader,
                            berth::v1::ImportImageResponse* response) override;
 
+  grpc::Status ListNetworks(grpc::ServerContext* context,
+                            const berth::v1::ListNetworksRequest* request,
+                            berth::v1::ListNetworksResponse* response) override;
+
  private:
   Runtime& runtime_;
   const std::string socket_path_;

@@ -207,6 +207,15 @@ absl::Status CniPodNetwork::Detach(const std::string& pod_id, const std::string&
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<CniPodNetwork::NetworkView>> CniPodNetwork::Describe() {
+  std::vector<NetworkView> views;
+  for (const std::unique_ptr<cni::Network>& network : networks_) {
+    ASSIGN_OR_RETURN(std::vector<cni::Attachment> attachments, network->CachedAttachments());
+    views.push_back({network->config(), std::move(attachments)});
+  }
+  return views;
+}
+
 absl::Status CniPodNetwork::GarbageCollect(const std::vector<std::string>& live_pod_ids) {
   const std::set<std::string> live(live_pod_ids.begin(), live_pod_ids.end());
   std::string errors;

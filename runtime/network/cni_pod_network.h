@@ -52,6 +52,16 @@ class CniPodNetwork : public sandbox::PodNetwork {
   // The networks loaded from the conf dir, the default first.
   std::vector<std::string> NetworkNames();
 
+  // What `berthctl network ls | inspect` shows: each network's configuration and what is
+  // attached to it now (from the result cache).
+  struct NetworkView {
+    cni::NetworkConfig config;
+    std::vector<cni::Attachment> attachments;
+  };
+  absl::StatusOr<std::vector<NetworkView>> Describe();
+  const std::vector<std::string>& load_errors() const { return load_errors_; }
+  const std::string& conf_dir() const { return options_.conf_dir; }
+
  private:
   explicit CniPodNetwork(CniPodNetworkOptions options) : options_(std::move(options)) {}
   absl::Status Load();
