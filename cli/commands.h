@@ -36,9 +36,14 @@ void AddInfoCommands(CLI::App& app, const GlobalOptions& global);
 void AddImageCommands(CLI::App& app, const GlobalOptions& global);
 // Registers `runp`, `pods`, `inspectp`, `stopp`, `rmp` (pod_commands.cc).
 void AddPodCommands(CLI::App& app, const GlobalOptions& global);
-// Registers `create`, `start`, `stop`, `rm`, `ps`, `inspect`, `logs`, `exec`, `stats`,
-// `events` and `run` (container_commands.cc).
+// Registers `create`, `start`, `stop`, `rm`, `ps`, `inspect`, `logs`, `stats`, `events`
+// and `run` (container_commands.cc).
 void AddContainerCommands(CLI::App& app, const GlobalOptions& global);
+// Registers `exec` (ExecSync, or streaming with -i/-t), `attach` and `port-forward`
+// (stream_commands.cc).
+void AddStreamCommands(CLI::App& app, const GlobalOptions& global);
+// Registers `network ls` and `network inspect` (network_commands.cc).
+void AddNetworkCommands(CLI::App& app, const GlobalOptions& global);
 
 // Runs a command body, printing its error as "berthctl: <message>" and
 // exiting 1 on failure (CLI11 callbacks cannot return a status).
@@ -46,6 +51,15 @@ void RunCommand(const std::function<CommandResult()>& body);
 
 // A failed RPC as a Status whose message names the RPC and the endpoint.
 absl::Status RpcError(const grpc::Status& status, const std::string& rpc, const Client& client);
+
+// A container's status, found by id, unique id prefix, or name (as docker takes
+// `berthctl run --name web`); its status().id() is the full id (container_commands.cc).
+absl::StatusOr<runtime::v1::ContainerStatusResponse> GetContainerStatus(
+    Client& client, const std::string& id_or_name, bool verbose = false);
+
+// Ends berthctl with the exit code of a container or a command run in one, as docker
+// run and crictl exec do. 0 returns, so CLI11 finishes normally.
+void ExitWith(int code);
 
 // Fills message from a JSON file with the CRI's field names (as crictl reads
 // its config files); an unknown field is an error, not silently dropped.

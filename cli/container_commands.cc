@@ -1,6 +1,6 @@
-// `berthctl create | start | stop | rm | ps | inspect | logs | exec | stats | events`:
+// `berthctl create | start | stop | rm | ps | inspect | logs | stats | events`:
 // containers, as crictl has them; `berthctl run`: image, pod and container in one go,
-// as docker run has it.
+// as docker run has it. (`exec`, `attach`: stream_commands.cc.)
 #include <cctype>
 #include <csignal>
 #include <cstring>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/run_flags.h"
 #include "cli/cri_log.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
@@ -50,12 +51,6 @@ struct LogOptions {
   LogPrintOptions print;  // --tail, --timestamps
 };
 
-struct ExecOptions {
-  std::string id;
-  std::vector<std::string> command;
-  int64_t timeout_seconds = 0;  // 0: none
-};
-
 struct StatsOptions {
   bool all = false;
   std::string id;
@@ -70,6 +65,8 @@ struct RunOptions {
   bool detach = false;
   std::vector<std::string> envs;  // "KEY=VALUE"
   std::string pod_config;         // JSON file; empty for berthctl's own
+  std::vector<std::string> publish;  // -p [HOST_IP:]HOST:CONTAINER[/proto]
+  std::string network;               // --network none | host | NAME[,NAME...]
   std::vector<std::string> command;
 };
 
@@ -137,8 +134,8 @@ std::string RandomHex(int digits) {
   return out.substr(0, digits);
 }
 
-// Ends berthctl with the exit code of a container or an exec'd command, as
-// docker run and crictl exec do. 0 returns, so CLI11 finishes normally.
+}  // namespace
+
 void ExitWith(int code) {
   if (code == 0) return;
   std::cout.flush();
@@ -146,12 +143,9 @@ void ExitWith(int code) {
   std::exit(code);
 }
 
-// ---------------------------------------------------------------------------
-// One RPC each, shared by the commands
-
 absl::StatusOr<v1::ContainerStatusResponse> GetContainerStatus(Client& client,
                                                                const std::string& id_or_name,
-                                                               bool verbose = false) {
+                                                               bool verbose) {
   auto query = [&](const std::string& id, v1::ContainerStatusResponse* response) {
     v1::ContainerStatusRequest request;
     request.set_container_id(id);
@@ -183,6 +177,11 @@ absl::StatusOr<v1::ContainerStatusResponse> GetContainerStatus(Client& client,
   if (!s.ok()) return RpcError(s, "ContainerStatus", client);
   return response;
 }
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// One RPC each, shared by the commands
 
 absl::Status StartContainer(Client& client, const std::string& id) {
   v1::StartContainerRequest request;
@@ -388,28 +387,6 @@ CommandResult Logs(const GlobalOptions& global, const std::string& id, const Log
   }
   // The full id: a prefix could become ambiguous while we follow.
   return PrintContainerLog(*client, status.status().id(), status.status().log_path(), options);
-}
-
-CommandResult Exec(const GlobalOptions& global, const ExecOptions& options, int& exit_code) {
-  absl::StatusOr<Client> client = global.Connect();
-  if (!client.ok()) return client.status();
-  ASSIGN_OR_RETURN(v1::ContainerStatusResponse status, GetContainerStatus(*client, options.id));
-  v1::ExecSyncRequest request;
-  request.set_container_id(status.status().id());
-  for (const std::string& arg : options.command) request.add_cmd(arg);
-  request.set_timeout(options.timeout_seconds);
-  grpc::ClientContext ctx;
-  // Without a timeout the command may run as long as it likes, so the call may too.
-  if (options.timeout_seconds > 0) {
-    client->Prepare(ctx, std::chrono::seconds(options.timeout_seconds));
-  }
-  v1::ExecSyncResponse response;
-  grpc::Status s = client->runtime().ExecSync(&ctx, request, &response);
-  if (!s.ok()) return RpcError(s, "ExecSync", *client);
-  std::cout << response.stdout();
-  std::cerr << response.stderr();
-  exit_code = response.exit_code();
-  return absl::OkStatus();
 }
 
 CommandResult Stats(const GlobalOptions& global, const StatsOptions& options) {
@@ -623,6 +600,10 @@ absl::StatusOr<std::string> CreateAndStart(Client& client, const RunOptions& opt
     env->set_value(value);
   }
   config->set_log_path(name + ".log");
+  if (pod_config.linux().security_context().namespace_options().network() == v1::NODE) {
+    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+        v1::NODE);
+  }
   v1::CreateContainerResponse response;
   grpc::ClientContext ctx;
   client.Prepare(ctx);
@@ -675,6 +656,8 @@ CommandResult Run(const GlobalOptions& global, const RunOptions& options, int& e
   } else {
     RETURN_IF_ERROR(ReadJsonMessage(options.pod_config, pod_config));
   }
+  RETURN_IF_ERROR(ApplyPublish(options.publish, pod_config));
+  RETURN_IF_ERROR(ApplyNetwork(options.network, pod_config));
   absl::StatusOr<Client> client = global.Connect();
   if (!client.ok()) return client.status();
   RETURN_IF_ERROR(EnsureImage(*client, options.image));
@@ -787,20 +770,6 @@ void AddContainerCommands(CLI::App& app, const GlobalOptions& global) {
   logs_cmd->callback(
       [&global, logs_id, logs] { RunCommand([&] { return Logs(global, *logs_id, *logs); }); });
 
-  auto exec = std::make_shared<ExecOptions>();
-  CLI::App* exec_cmd = app.add_subcommand(
-      "exec", "run a command in a running container and exit with its exit code");
-  exec_cmd->add_option("id", exec->id, "container id (or unique prefix)")->required();
-  exec_cmd->add_option("command", exec->command, "the command and its arguments, after --")
-      ->required();
-  exec_cmd->add_option("--timeout", exec->timeout_seconds, "seconds before it is killed (0: none)")
-      ->capture_default_str();
-  exec_cmd->callback([&global, exec] {
-    int exit_code = 0;
-    RunCommand([&] { return Exec(global, *exec, exit_code); });
-    ExitWith(exit_code);
-  });
-
   auto stats = std::make_shared<StatsOptions>();
   CLI::App* stats_cmd =
       app.add_subcommand("stats", "show containers' resource usage (running ones unless -a)");
@@ -827,6 +796,11 @@ void AddContainerCommands(CLI::App& app, const GlobalOptions& global) {
   run_cmd->add_option("-e,--env", run->envs, "environment variable KEY=VALUE")
       ->allow_extra_args(false);
   run_cmd->add_flag("-d,--detach", run->detach, "print the container id and return at once");
+  run_cmd->add_option("-p,--publish", run->publish,
+                      "publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]")
+      ->allow_extra_args(false);
+  run_cmd->add_option("--network", run->network,
+                      "none, host, a network name, or several names separated by commas");
   run_cmd->add_option("--pod-config", run->pod_config,
                       "the pod's PodSandboxConfig (JSON) instead of berthctl's own");
   run_cmd->callback([&global, run] {

@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
   berth::cli::AddImageCommands(app, global);
   berth::cli::AddPodCommands(app, global);
   berth::cli::AddContainerCommands(app, global);
+  berth::cli::AddStreamCommands(app, global);
+  berth::cli::AddNetworkCommands(app, global);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -1,5 +1,9 @@
 // berthctl as an operator types it, against a real berthd and registry.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -15,11 +19,13 @@
 #include <thread>
 
 #include "e2e/berthd_fixture.h"
+#include "e2e/busybox_node.h"
 #include "e2e/fixtures/image_kit.h"
 #include "e2e/fixtures/registry.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/strings.h"
+#include "runtime/base/unique_fd.h"
 
 namespace berth::testing {
 namespace {
@@ -705,6 +711,124 @@ TEST_F(BerthctlContainerTest, EventsEndWithAnErrorNamingTheRpcWhenBerthdDies) {
   EXPECT_EQ(events.err().rfind("berthctl: GetContainerEvents on ", 0), 0u) << events.err();
   EXPECT_NE(events.err().find(berthd_->socket()), std::string::npos) << events.err();
   EXPECT_EQ(events.out(), "");  // no event, no header
+}
+
+// GET / from this process; "" when nothing answers.
+std::string HttpGet(int port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address{.sin_family = AF_INET, .sin_port = htons(port)};
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return "";
+  const std::string request = "GET /index.html HTTP/1.0\r\n\r\n";
+  if (send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) < 0) return "";
+  std::string response;
+  char buffer[4096];
+  while (true) {
+    pollfd pfd{fd.get(), POLLIN, 0};
+    if (poll(&pfd, 1, 5000) <= 0) break;
+    ssize_t n = recv(fd.get(), buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    response.append(buffer, n);
+  }
+  return response;
+}
+
+std::string HttpGetEventually(int port, const std::string& expect) {
+  std::string body;
+  for (int i = 0; i < 50 && body.find(expect) == std::string::npos; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    body = HttpGet(port);
+  }
+  return body;
+}
+
+// run -p/--network, network ls/inspect, exec -i, attach and port-forward against berthd,
+// on a bridge network of berth's plugins, all inside a network namespace of the test's
+// own (the registry, berthd and every berthctl inherit it).
+TEST(BerthctlTest, NetworkAndStreamingCommands) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: network namespaces and containers";
+  ASSERT_EQ(unshare(CLONE_NEWNET), 0) << strerror(errno);
+  ASSERT_EQ(system("ip link set lo up"), 0);
+  char conf[] = "/tmp/berthctl-net-XXXXXX";
+  ASSERT_NE(mkdtemp(conf), nullptr);
+  const std::string conf_dir = conf;
+  std::ofstream(conf_dir + "/10-e2e.conflist") << StrCat(
+      R"({"cniVersion": "1.0.0", "name": "net-e2e", "plugins": [)",
+      R"({"type": "berth-bridge", "bridge": "bce0", "isGateway": true, "ipMasq": true,)",
+      R"( "ipam": {"type": "berth-host-local", "ranges": [[{"subnet": "10.233.0.0/24"}]],)",
+      R"( "routes": [{"dst": "0.0.0.0/0"}], "dataDir": ")", conf_dir, R"(/ipam"}},)",
+      R"({"type": "berth-portmap", "capabilities": {"portMappings": true}}]})");
+  absl::StatusOr<BusyboxNode> node =
+      StartBusyboxNode(StrCat("[network]\nconf_dir = \"", conf_dir, "\"\n"));
+  ASSERT_TRUE(node.ok()) << node.status();
+  BerthdFixture& d = *node->berthd;
+  const std::string dir = d.dir();
+
+  CommandRun web = Berthctl(
+      d, "run -d --name web -p 18095:8080 --network net-e2e busybox:1.36 -- sh -c "
+         "'mkdir -p /www && echo hello-from-web > /www/index.html && httpd -f -p 8080 -h /www'");
+  ASSERT_EQ(web.code, 0) << web.out;
+  EXPECT_NE(HttpGetEventually(18095, "hello-from-web").find("hello-from-web"), std::string::npos)
+      << "the published port from 127.0.0.1";
+
+  CommandRun ls = Berthctl(d, "network ls");
+  EXPECT_EQ(ls.code, 0) << ls.out;
+  EXPECT_TRUE(std::regex_search(ls.out, std::regex("net-e2e +\\* +1\\.0\\.0 +berth-bridge,berth-portmap +1")))
+      << ls.out;
+  CommandRun inspect = Berthctl(d, "network inspect net-e2e");
+  ASSERT_EQ(inspect.code, 0) << inspect.out;
+  nlohmann::json network = nlohmann::json::parse(inspect.out);
+  ASSERT_EQ(network["attachments"].size(), 1u) << inspect.out;
+  EXPECT_EQ(network["attachments"][0]["podName"], "web");
+  EXPECT_EQ(network["attachments"][0]["ip"].get<std::string>().rfind("10.233.0.", 0), 0u);
+  EXPECT_EQ(Berthctl(d, "network inspect nosuch").code, 1);
+
+  FILE* pipe = popen(StrCat("echo through-stdin | ", BerthctlPath(), " -r unix://", d.socket(),
+                            " exec -i web -- cat").c_str(),
+                     "r");
+  char buffer[256] = {};
+  size_t n = fread(buffer, 1, sizeof buffer - 1, pipe);
+  EXPECT_EQ(WEXITSTATUS(pclose(pipe)), 0);
+  EXPECT_EQ(std::string(buffer, n), "through-stdin\n");
+  CommandRun failing = Berthctl(d, "exec -i web -- sh -c 'exit 6' </dev/null");
+  EXPECT_EQ(failing.code, 6) << failing.out;
+
+  {
+    BackgroundBerthctl forward(d, {"port-forward", "web", "18096:8080"}, dir + "/pf.out",
+                               dir + "/pf.err");
+    EXPECT_NE(HttpGetEventually(18096, "hello-from-web").find("hello-from-web"), std::string::npos)
+        << forward.err();
+    EXPECT_NE(forward.out().find("Forwarding from 127.0.0.1:18096 -> 8080"), std::string::npos)
+        << forward.out();
+  }
+
+  CommandRun ticker = Berthctl(
+      d, "run -d --name ticker --network none busybox:1.36 -- "
+         "sh -c 'i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done'");
+  ASSERT_EQ(ticker.code, 0) << ticker.out;
+  {
+    BackgroundBerthctl attach(d, {"attach", "ticker"}, dir + "/attach.out", dir + "/attach.err");
+    for (int i = 0; i < 100 && attach.out().find("tick") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_NE(attach.out().find("tick"), std::string::npos) << attach.err();
+    kill(attach.pid(), SIGINT);
+    EXPECT_EQ(attach.Wait(std::chrono::seconds(10)), 0) << attach.err();
+  }
+  CommandRun ps = Berthctl(d, "ps");
+  EXPECT_TRUE(std::regex_search(ps.out, std::regex("Running +ticker"))) << ps.out;
+
+  grpc::ClientContext list_ctx;
+  v1::ListPodSandboxResponse pods;
+  ASSERT_TRUE(d.runtime().ListPodSandbox(&list_ctx, v1::ListPodSandboxRequest(), &pods).ok());
+  EXPECT_EQ(pods.items_size(), 2);
+  for (const v1::PodSandbox& pod : pods.items()) {
+    CommandRun rm = Berthctl(d, StrCat("stopp ", pod.id(), " && ", BerthctlPath(), " -r unix://",
+                                       d.socket(), " rmp ", pod.id()));
+    EXPECT_EQ(rm.code, 0) << rm.out;
+  }
+  EXPECT_EQ(LeakCensus(d.dir()), std::vector<std::string>{});
+  std::filesystem::remove_all(conf_dir);
 }
 
 }  // namespace
