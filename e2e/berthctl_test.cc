@@ -1,8 +1,5 @@
 // berthctl as an operator types it, against a real berthd and registry.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,12 +17,12 @@
 
 #include "e2e/berthd_fixture.h"
 #include "e2e/busybox_node.h"
+#include "e2e/http_probe.h"
 #include "e2e/fixtures/image_kit.h"
 #include "e2e/fixtures/registry.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/strings.h"
-#include "runtime/base/unique_fd.h"
 
 namespace berth::testing {
 namespace {
@@ -713,35 +710,6 @@ TEST_F(BerthctlContainerTest, EventsEndWithAnErrorNamingTheRpcWhenBerthdDies) {
   EXPECT_EQ(events.out(), "");  // no event, no header
 }
 
-// GET / from this process; "" when nothing answers.
-std::string HttpGet(int port) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{.sin_family = AF_INET, .sin_port = htons(port)};
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return "";
-  const std::string request = "GET /index.html HTTP/1.0\r\n\r\n";
-  if (send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) < 0) return "";
-  std::string response;
-  char buffer[4096];
-  while (true) {
-    pollfd pfd{fd.get(), POLLIN, 0};
-    if (poll(&pfd, 1, 5000) <= 0) break;
-    ssize_t n = recv(fd.get(), buffer, sizeof buffer, 0);
-    if (n <= 0) break;
-    response.append(buffer, n);
-  }
-  return response;
-}
-
-std::string HttpGetEventually(int port, const std::string& expect) {
-  std::string body;
-  for (int i = 0; i < 50 && body.find(expect) == std::string::npos; ++i) {
-    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    body = HttpGet(port);
-  }
-  return body;
-}
-
 // run -p/--network, network ls/inspect, exec -i, attach and port-forward against berthd,
 // on a bridge network of berth's plugins, all inside a network namespace of the test's
 // own (the registry, berthd and every berthctl inherit it).
@@ -768,7 +736,8 @@ TEST(BerthctlTest, NetworkAndStreamingCommands) {
       d, "run -d --name web -p 18095:8080 --network net-e2e busybox:1.36 -- sh -c "
          "'mkdir -p /www && echo hello-from-web > /www/index.html && httpd -f -p 8080 -h /www'");
   ASSERT_EQ(web.code, 0) << web.out;
-  EXPECT_NE(HttpGetEventually(18095, "hello-from-web").find("hello-from-web"), std::string::npos)
+  EXPECT_NE(HttpGetEventually("127.0.0.1", 18095, "hello-from-web").find("hello-from-web"),
+            std::string::npos)
       << "the published port from 127.0.0.1";
 
   CommandRun ls = Berthctl(d, "network ls");
@@ -796,7 +765,8 @@ TEST(BerthctlTest, NetworkAndStreamingCommands) {
   {
     BackgroundBerthctl forward(d, {"port-forward", "web", "18096:8080"}, dir + "/pf.out",
                                dir + "/pf.err");
-    EXPECT_NE(HttpGetEventually(18096, "hello-from-web").find("hello-from-web"), std::string::npos)
+    EXPECT_NE(HttpGetEventually("127.0.0.1", 18096, "hello-from-web").find("hello-from-web"),
+              std::string::npos)
         << forward.err();
     EXPECT_NE(forward.out().find("Forwarding from 127.0.0.1:18096 -> 8080"), std::string::npos)
         << forward.out();

@@ -8,11 +8,7 @@
 // Every test runs in a network namespace of its own (unshare on the test's thread, which
 // the registry and berthd inherit): bridges, veths and iptables rules live and die there,
 // and the machine's own network is never touched.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sched.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,9 +19,9 @@
 
 #include "e2e/berthd_fixture.h"
 #include "e2e/busybox_node.h"
+#include "e2e/http_probe.h"
 #include "gtest/gtest.h"
 #include "runtime/base/strings.h"
-#include "runtime/base/unique_fd.h"
 
 namespace berth::testing {
 namespace {
@@ -68,26 +64,6 @@ std::string IptablesRules() {
     rules += line + "\n";
   }
   return rules;
-}
-
-// GET / over TCP from this process (in the test's namespace); "" when it cannot connect.
-std::string HttpGet(const std::string& ip, int port) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{.sin_family = AF_INET, .sin_port = htons(port)};
-  inet_pton(AF_INET, ip.c_str(), &address.sin_addr);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return "";
-  const std::string request = "GET /index.html HTTP/1.0\r\n\r\n";
-  if (send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) < 0) return "";
-  std::string response;
-  char buffer[4096];
-  while (true) {
-    pollfd pfd{fd.get(), POLLIN, 0};
-    if (poll(&pfd, 1, 5000) <= 0) break;
-    ssize_t n = recv(fd.get(), buffer, sizeof buffer, 0);
-    if (n <= 0) break;
-    response.append(buffer, n);
-  }
-  return response;
 }
 
 class NetworkTest : public ::testing::TestWithParam<PluginSet> {
