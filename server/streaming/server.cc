@@ -41,6 +41,7 @@ struct StreamingServer::Connection {
   const int fd;
   absl::Mutex mu;
   bool open ABSL_GUARDED_BY(mu) = true;       // fd not closed yet
+  bool started ABSL_GUARDED_BY(mu) = false;   // session running: the idle deadline applies
   bool closing ABSL_GUARDED_BY(mu) = false;   // session over: the deadline stays short
   absl::Time deadline ABSL_GUARDED_BY(mu);
   std::atomic<bool> done = false;
@@ -262,7 +263,11 @@ void StreamingServer::WatchLoop() {
 
 void StreamingServer::Touch(Connection& connection) {
   absl::MutexLock lock(&connection.mu);
-  if (!connection.closing) connection.deadline = absl::Now() + options_.idle_timeout;
+  // Until its streams are open a connection lives on the handshake deadline, however
+  // chatty it is; after, on the idle deadline.
+  if (connection.started && !connection.closing) {
+    connection.deadline = absl::Now() + options_.idle_timeout;
+  }
 }
 
 void StreamingServer::Serve(Connection& connection) {
@@ -300,7 +305,13 @@ void StreamingServer::Serve(Connection& connection) {
   http::read(socket, buffer, parser, ec);
   if (ec) return;
   HttpRequest request = parser.release();
-  Touch(connection);
+  auto on_started = [this, &connection] {
+    {
+      absl::MutexLock lock(&connection.mu);
+      connection.started = true;
+    }
+    Touch(connection);
+  };
   auto on_finished = [&connection] {
     absl::MutexLock lock(&connection.mu);
     connection.closing = true;
@@ -342,6 +353,8 @@ void StreamingServer::Serve(Connection& connection) {
                .stderr = attach->stderr,
                .start = [this, attach] { return backend_.Attach(*attach); }};
   }
+  session.on_started = on_started;
+  session.on_activity = [this, &connection] { Touch(connection); };
   session.on_finished = on_finished;
   const bool port_forward = kind == "portforward";
 
@@ -360,6 +373,7 @@ void StreamingServer::Serve(Connection& connection) {
       return;
     }
     if (port_forward) {
+      on_started();
       absl::StatusOr<std::vector<uint16_t>> ports =
           ws::ParsePortForwardPorts(QueryValues(target, "port"));
       if (!ports.ok()) {
@@ -367,7 +381,8 @@ void StreamingServer::Serve(Connection& connection) {
         return;
       }
       ServePortForwardWebSocket(io, socket, request, *protocol, backend_,
-                                std::get<PortForwardRequest>(*stored).pod_id, *ports);
+                                std::get<PortForwardRequest>(*stored).pod_id, *ports,
+                                session.on_activity);
     } else {
       ServeRemoteCommandWebSocket(io, socket, request, *protocol, session);
     }
@@ -419,6 +434,7 @@ void StreamingServer::Serve(Connection& connection) {
   std::string already_read = beast::buffers_to_string(buffer.data());
   SpdyConnection spdy(connection.fd, std::move(already_read), [this, &connection] { Touch(connection); });
   if (port_forward) {
+    on_started();  // port-forward streams come and go for the session's whole life
     ServePortForwardSpdy(spdy, backend_, std::get<PortForwardRequest>(*stored).pod_id);
   } else {
     // `chosen` points into the request, which outlives the session.

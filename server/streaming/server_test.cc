@@ -216,6 +216,23 @@ TEST(StreamingServerTest, IdleAndSilentConnectionsAreClosed) {
   EXPECT_EQ(recv(fd.get(), &byte, 1, 0), 0) << "the silent connection must be closed";
 }
 
+TEST(StreamingServerTest, StreamsMustOpenBeforeTheHandshakeDeadline) {
+  FakeBackend backend;
+  auto server = StreamingServer::Start(
+      {.handshake_timeout = absl::Seconds(1), .idle_timeout = absl::Hours(1)}, backend);
+  ASSERT_TRUE(server.ok());
+  absl::StatusOr<std::string> url =
+      (*server)->Url(ExecRequest{.command = {"echo"}, .stdout = true});
+  auto client = SpdyClient::Connect(*url, kV4);
+  ASSERT_TRUE(client.ok()) << client.status();
+  // Upgraded, one stream of the two opened, then nothing: no idle hour for that.
+  (void)*(*client)->Open({{"streamtype", "error"}});
+  absl::Status read = (*client)->ReadUntil([] { return false; }, absl::Seconds(30));
+  EXPECT_TRUE(read.ok()) << read;
+  EXPECT_TRUE((*client)->closed);
+  EXPECT_EQ(backend.cancelled, 0) << "nothing was started";
+}
+
 TEST(StreamingServerTest, StopEndsOpenSessions) {
   FakeBackend backend;
   auto server = StreamingServer::Start({}, backend);

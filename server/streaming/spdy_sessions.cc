@@ -87,6 +87,7 @@ void ServeRemoteCommandSpdy(SpdyConnection& connection, const RemoteCommandSessi
   }
 
   // 2. Start the process; output flows from a second thread while this one reads input.
+  if (session.on_started) session.on_started();
   absl::StatusOr<std::unique_ptr<RemoteProcess>> started = session.start();
   std::atomic<bool> finished = false;
   auto finish = [&](const absl::StatusOr<int>& exit) {

@@ -37,6 +37,10 @@ struct RemoteCommandSession {
   bool tty = false, stdin = false, stdout = false, stderr = false;
   std::vector<std::string> command;  // for the exit message; empty for attach
   std::function<absl::StatusOr<std::unique_ptr<RemoteProcess>>()> start;
+  // Called whenever bytes move on a WebSocket session (SPDY has its own hook).
+  std::function<void()> on_activity;
+  // Called once the streams are open and the command starts (the idle timer takes over).
+  std::function<void()> on_started;
   // Called once the command is over and everything is sent: the connection may close.
   std::function<void()> on_finished;
 };

@@ -31,8 +31,9 @@ namespace {
 // messages with Send.
 class WsConnection {
  public:
-  WsConnection(asio::io_context& io, tcp::socket& socket, const ws::Protocol& protocol)
-      : io_(io), ws_(socket), protocol_(protocol) {}
+  WsConnection(asio::io_context& io, tcp::socket& socket, const ws::Protocol& protocol,
+               std::function<void()> on_activity)
+      : io_(io), ws_(socket), protocol_(protocol), on_activity_(std::move(on_activity)) {}
 
   bool Accept(const HttpRequest& request) {
     const std::string name(protocol_.name);
@@ -89,6 +90,7 @@ class WsConnection {
         if (on_gone_) std::exchange(on_gone_, nullptr)();
         return;
       }
+      if (on_activity_) on_activity_();
       std::string message = beast::buffers_to_string(buffer_.data());
       buffer_.consume(buffer_.size());
       absl::StatusOr<std::optional<ws::Message>> decoded = ws::DecodeMessage(protocol_, message);
@@ -121,6 +123,7 @@ class WsConnection {
         if (ec) broken_ = true;
       }
       drained_.notify_all();
+      if (!ec && on_activity_) on_activity_();
       if (!ec) WriteNext();
     });
   }
@@ -128,6 +131,7 @@ class WsConnection {
   asio::io_context& io_;
   websocket::stream<tcp::socket&> ws_;
   const ws::Protocol protocol_;
+  const std::function<void()> on_activity_;
   beast::flat_buffer buffer_;
   std::function<void(const ws::Message&)> on_message_;
   std::function<void()> on_gone_;
@@ -147,8 +151,9 @@ class WsConnection {
 void ServeRemoteCommandWebSocket(asio::io_context& io, tcp::socket& socket,
                                  const HttpRequest& request, const ws::Protocol& protocol,
                                  const RemoteCommandSession& session) {
-  WsConnection connection(io, socket, protocol);
+  WsConnection connection(io, socket, protocol, session.on_activity);
   if (!connection.Accept(request)) return;
+  if (session.on_started) session.on_started();
   auto guard = asio::make_work_guard(io);
   const std::string_view status_protocol = protocol.json_status ? kRemoteCommandV4 : kRemoteCommandV2;
 
@@ -211,8 +216,9 @@ void ServeRemoteCommandWebSocket(asio::io_context& io, tcp::socket& socket,
 void ServePortForwardWebSocket(asio::io_context& io, tcp::socket& socket,
                                const HttpRequest& request, const ws::Protocol& protocol,
                                Backend& backend, const std::string& pod_id,
-                               const std::vector<uint16_t>& ports) {
-  WsConnection connection(io, socket, protocol);
+                               const std::vector<uint16_t>& ports,
+                               const std::function<void()>& on_activity) {
+  WsConnection connection(io, socket, protocol, on_activity);
   if (!connection.Accept(request)) return;
   auto guard = asio::make_work_guard(io);
 

@@ -5,7 +5,9 @@
 #ifndef BERTH_SERVER_STREAMING_WS_SESSIONS_H_
 #define BERTH_SERVER_STREAMING_WS_SESSIONS_H_
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -30,7 +32,8 @@ void ServeRemoteCommandWebSocket(boost::asio::io_context& io, boost::asio::ip::t
 void ServePortForwardWebSocket(boost::asio::io_context& io, boost::asio::ip::tcp::socket& socket,
                                const HttpRequest& request, const ws::Protocol& protocol,
                                Backend& backend, const std::string& pod_id,
-                               const std::vector<uint16_t>& ports);
+                               const std::vector<uint16_t>& ports,
+                               const std::function<void()>& on_activity);
 
 }  // namespace berth::streaming
 
