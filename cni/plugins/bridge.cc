@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "cni/internal/plugin_exec.h"
@@ -125,6 +126,21 @@ absl::Status WriteProc(const std::string& path, const std::string& value) {
   return absl::OkStatus();
 }
 
+// Writes a sysctl only when it does not already hold the value (a read is cheaper than a
+// write, which may take the rtnl lock).
+absl::Status EnsureProc(const std::string& path, const std::string& value) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    std::string_view have(buf, n > 0 ? n : 0);
+    while (!have.empty() && have.back() == '\n') have.remove_suffix(1);
+    if (have == value) return absl::OkStatus();
+  }
+  return WriteProc(path, value);
+}
+
 absl::StatusOr<Link> EnsureBridge(Netlink& nl, const BridgeConfig& c) {
   ASSIGN_OR_RETURN(std::optional<Link> br, nl.GetLink(c.bridge));
   if (!br) {
@@ -140,34 +156,125 @@ absl::StatusOr<Link> EnsureBridge(Netlink& nl, const BridgeConfig& c) {
   return *br;
 }
 
-absl::Status SetUpMasquerade(const Iptables& ipt, const CmdArgs& args, const BridgeConfig& c,
-                             const IpamOut& ipam) {
-  const std::string chain = MasqChain(c.network, args.container_id);
-  const std::string comment = AttachmentComment(c.network, args.container_id);
-  RETURN_IF_ERROR(ipt.EnsureChain("nat", chain));
-  for (const auto& [address, gw] : ipam.ips) {
-    RETURN_IF_ERROR(ipt.EnsureRule(
-        "nat", chain,
-        {"-d", address.NetworkString(), "-m", "comment", "--comment", comment, "-j", "ACCEPT"}));
+// The jumps from POSTROUTING to the attachment's masquerade chain, one per address.
+std::vector<IptablesBatch::Rule> MasqJumps(const std::string& network,
+                                           const std::string& container_id,
+                                           const std::vector<std::pair<Prefix4, uint32_t>>& ips) {
+  const std::string chain = MasqChain(network, container_id);
+  const std::string comment = AttachmentComment(network, container_id);
+  std::vector<IptablesBatch::Rule> jumps;
+  for (const auto& [address, gw] : ips) {
+    jumps.push_back({"-s", FormatIp4(address.address) + "/32", "-m", "comment", "--comment",
+                     comment, "-j", chain});
   }
-  RETURN_IF_ERROR(ipt.EnsureRule(
-      "nat", chain,
-      {"!", "-d", "224.0.0.0/4", "-m", "comment", "--comment", comment, "-j", "MASQUERADE"}));
-  for (const auto& [address, gw] : ipam.ips) {
-    RETURN_IF_ERROR(ipt.EnsureRule("nat", "POSTROUTING",
-                                   {"-s", FormatIp4(address.address) + "/32", "-m", "comment",
-                                    "--comment", comment, "-j", chain}));
-  }
-  return absl::OkStatus();
+  return jumps;
 }
 
-absl::Status SetUpIsolation(const Iptables& ipt, const std::string& bridge) {
-  RETURN_IF_ERROR(ipt.EnsureChain("filter", kIsolation1));
-  RETURN_IF_ERROR(ipt.EnsureChain("filter", kIsolation2));
-  RETURN_IF_ERROR(ipt.EnsureRule("filter", "FORWARD", {"-j", kIsolation1}, /*first=*/true));
-  RETURN_IF_ERROR(
-      ipt.EnsureRule("filter", kIsolation1, {"-i", bridge, "!", "-o", bridge, "-j", kIsolation2}));
-  return ipt.EnsureRule("filter", kIsolation2, {"-o", bridge, "-j", "DROP"});
+// The rules of the attachment's masquerade chain.
+std::vector<IptablesBatch::Rule> MasqRules(const std::string& network,
+                                           const std::string& container_id,
+                                           const std::vector<std::pair<Prefix4, uint32_t>>& ips) {
+  const std::string comment = AttachmentComment(network, container_id);
+  std::vector<IptablesBatch::Rule> rules;
+  for (const auto& [address, gw] : ips) {
+    rules.push_back({"-d", address.NetworkString(), "-m", "comment", "--comment", comment, "-j",
+                     "ACCEPT"});
+  }
+  rules.push_back(
+      {"!", "-d", "224.0.0.0/4", "-m", "comment", "--comment", comment, "-j", "MASQUERADE"});
+  return rules;
+}
+
+// The attachment's masquerade chain and its jumps, as far as they are missing (a repeated
+// ADD adds nothing).
+void AddMasquerade(const IptablesState& state, IptablesBatch& batch, const CmdArgs& args,
+                   const BridgeConfig& c, const IpamOut& ipam) {
+  const std::string chain = MasqChain(c.network, args.container_id);
+  if (!state.HasChain("nat", chain)) batch.NewChain("nat", chain);
+  for (const IptablesBatch::Rule& rule : MasqRules(c.network, args.container_id, ipam.ips)) {
+    if (!state.HasRule("nat", chain, rule)) batch.Append("nat", chain, rule);
+  }
+  for (const IptablesBatch::Rule& jump : MasqJumps(c.network, args.container_id, ipam.ips)) {
+    if (!state.HasRule("nat", "POSTROUTING", jump)) batch.Append("nat", "POSTROUTING", jump);
+  }
+}
+
+// The isolation chains and this bridge's rules in them, as far as they are missing. Returns
+// whether anything was.
+bool AddIsolation(const IptablesState& state, IptablesBatch& batch, const std::string& bridge) {
+  bool missing = false;
+  for (const char* chain : {kIsolation1, kIsolation2}) {
+    if (!state.HasChain("filter", chain)) {
+      batch.NewChain("filter", chain);  // fails the batch if another plugin made it meanwhile
+      missing = true;
+    }
+  }
+  if (state.RulesJumpingTo("filter", "FORWARD", kIsolation1).empty()) {
+    batch.InsertFirst("filter", "FORWARD", {"-j", kIsolation1});
+    missing = true;
+  }
+  const IptablesBatch::Rule out = {"-i", bridge, "!", "-o", bridge, "-j", kIsolation2};
+  if (!state.HasRule("filter", kIsolation1, out)) {
+    batch.Append("filter", kIsolation1, out);
+    missing = true;
+  }
+  const IptablesBatch::Rule drop = {"-o", bridge, "-j", "DROP"};
+  if (!state.HasRule("filter", kIsolation2, drop)) {
+    batch.Append("filter", kIsolation2, drop);
+    missing = true;
+  }
+  return missing;
+}
+
+// The optimistic ADD, one iptables-restore for a pod on a bridge that is already set up:
+// asserts the isolation rules (-C; filter goes first, so a failed check stops the run before
+// nat is touched), creates the attachment's chain (-N: fails on a repeated ADD), fills it and
+// jumps to it.
+IptablesBatch FastAdd(const CmdArgs& args, const BridgeConfig& c, const IpamOut& ipam) {
+  IptablesBatch batch;
+  if (c.isolate) {
+    batch.Check("filter", "FORWARD", {"-j", kIsolation1});
+    batch.Check("filter", kIsolation1, {"-i", c.bridge, "!", "-o", c.bridge, "-j", kIsolation2});
+    batch.Check("filter", kIsolation2, {"-o", c.bridge, "-j", "DROP"});
+  }
+  if (c.ip_masq) {
+    const std::string chain = MasqChain(c.network, args.container_id);
+    batch.NewChain("nat", chain);
+    for (const IptablesBatch::Rule& rule : MasqRules(c.network, args.container_id, ipam.ips)) {
+      batch.Append("nat", chain, rule);
+    }
+    for (const IptablesBatch::Rule& jump : MasqJumps(c.network, args.container_id, ipam.ips)) {
+      batch.Append("nat", "POSTROUTING", jump);
+    }
+  }
+  return batch;
+}
+
+// Masquerade and isolation: usually FastAdd's one process. When that fails (the first pod
+// on a bridge, a repeated ADD), one read (iptables-save) and one write (iptables-restore):
+// the shared isolation rules that are missing are added under SharedSetupLock after a
+// second read, and a transaction that still fails (a chain made meanwhile by something
+// else) is retried on a fresh read.
+absl::Status SetUpIptables(const Iptables& ipt, const CmdArgs& args, const BridgeConfig& c,
+                           const IpamOut& ipam) {
+  if (ipt.Restore(FastAdd(args, c, ipam)).ok()) return absl::OkStatus();
+  std::vector<std::string> tables;
+  if (c.ip_masq) tables.push_back("nat");
+  if (c.isolate) tables.push_back("filter");
+  std::optional<SharedSetupLock> lock;
+  absl::Status last;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    ASSIGN_OR_RETURN(IptablesState state, ipt.Save(tables));
+    IptablesBatch batch;
+    if (c.isolate && AddIsolation(state, batch, c.bridge) && !lock) {
+      lock.emplace();
+      continue;  // read again under the lock
+    }
+    if (c.ip_masq) AddMasquerade(state, batch, args, c, ipam);
+    last = ipt.Restore(batch);
+    if (last.ok()) return last;
+  }
+  return last;
 }
 
 // The veth's host end in a result: the interface outside any sandbox that is not the bridge.
@@ -241,12 +348,11 @@ absl::StatusOr<nlohmann::json> AddWithIpam(const CmdArgs& args, const BridgeConf
     for (const auto& [address, gw] : ipam.ips) {
       if (gw != 0) RETURN_IF_ERROR(host->AddAddr4(br.index, {gw, address.length}));
     }
-    RETURN_IF_ERROR(WriteProc("/proc/sys/net/ipv4/ip_forward", "1"));
+    RETURN_IF_ERROR(EnsureProc("/proc/sys/net/ipv4/ip_forward", "1"));
   }
   if (c.ip_masq || c.isolate) {
     ASSIGN_OR_RETURN(Iptables ipt, Iptables::Find());
-    if (c.ip_masq) RETURN_IF_ERROR(SetUpMasquerade(ipt, args, c, ipam));
-    if (c.isolate) RETURN_IF_ERROR(SetUpIsolation(ipt, c.bridge));
+    RETURN_IF_ERROR(SetUpIptables(ipt, args, c, ipam));
   }
 
   // The bridge's MAC may have changed when its first port joined: read it now.
@@ -274,6 +380,31 @@ absl::StatusOr<nlohmann::json> AddWithIpam(const CmdArgs& args, const BridgeConf
     }
   }
   return result;
+}
+
+// The attachment's masquerade chain and its jumps. With the addresses from prevResult the
+// usual case is one iptables-restore that deletes exactly the jumps ADD made; if that fails
+// (already gone, or made differently) it reads the table and deletes what is there.
+absl::Status DeleteMasquerade(const Iptables& ipt, const CmdArgs& args, const BridgeConfig& c) {
+  const std::string chain = MasqChain(c.network, args.container_id);
+  absl::StatusOr<IpamOut> prev = ParseIpamResult(PrevResult(args));
+  if (prev.ok() && !prev->ips.empty()) {
+    IptablesBatch batch;
+    for (const IptablesBatch::Rule& jump : MasqJumps(c.network, args.container_id, prev->ips)) {
+      batch.Delete("nat", "POSTROUTING", jump);
+    }
+    batch.FlushAndDeleteChain("nat", chain);
+    if (ipt.Restore(batch).ok()) return absl::OkStatus();
+  }
+  absl::Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ASSIGN_OR_RETURN(IptablesState state, ipt.Save({"nat"}));
+    IptablesBatch batch;
+    DeleteAttachmentChain(state, batch, "nat", "POSTROUTING", chain);
+    last = ipt.Restore(batch);
+    if (last.ok()) return last;
+  }
+  return last;
 }
 
 absl::Status DeletePodInterface(const CmdArgs& args) {
@@ -385,11 +516,7 @@ absl::Status BridgeDel(const CmdArgs& args) {
   }
   if (c.ip_masq) {
     absl::StatusOr<Iptables> ipt = Iptables::Find();
-    if (ipt.ok()) {
-      const std::string chain = MasqChain(c.network, args.container_id);
-      note(ipt->DeleteRulesJumpingTo("nat", "POSTROUTING", chain));
-      note(ipt->DeleteChain("nat", chain));
-    }
+    if (ipt.ok()) note(DeleteMasquerade(*ipt, args, c));
   }
   return first_error;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <optional>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -18,22 +19,49 @@ absl::Status ConfigError(std::string_view msg) { return CniError(kInvalidNetwork
 
 std::string Mark(int bit) { return fmt::format("{:#x}/{:#x}", 1u << bit, 1u << bit); }
 
-absl::Status SetUpSharedChains(const Iptables& ipt, const PortmapConfig& c) {
-  RETURN_IF_ERROR(ipt.EnsureChain("nat", kHostportDnat));
+struct SharedRule {
+  const char* chain;
+  IptablesBatch::Rule rule;
+  bool first = false;  // inserted at the top of the chain rather than appended
+};
+
+// The rules shared by every attachment, in the order they are added.
+std::vector<SharedRule> SharedRules(const PortmapConfig& c) {
+  std::vector<SharedRule> rules;
   for (const char* hook : {"PREROUTING", "OUTPUT"}) {
-    RETURN_IF_ERROR(ipt.EnsureRule("nat", hook,
-                                   {"-m", "addrtype", "--dst-type", "LOCAL", "-j", kHostportDnat}));
+    rules.push_back({hook, {"-m", "addrtype", "--dst-type", "LOCAL", "-j", kHostportDnat}});
   }
-  if (!c.snat) return absl::OkStatus();
-  RETURN_IF_ERROR(ipt.EnsureChain("nat", kHostportSetmark));
-  RETURN_IF_ERROR(
-      ipt.EnsureRule("nat", kHostportSetmark, {"-j", "MARK", "--set-xmark", Mark(c.mark_bit)}));
-  RETURN_IF_ERROR(ipt.EnsureChain("nat", kHostportMasq));
-  RETURN_IF_ERROR(ipt.EnsureRule("nat", kHostportMasq,
-                                 {"-m", "mark", "--mark", Mark(c.mark_bit), "-j", "MASQUERADE"}));
+  if (!c.snat) return rules;
+  rules.push_back({kHostportSetmark, {"-j", "MARK", "--set-xmark", Mark(c.mark_bit)}});
+  rules.push_back(
+      {kHostportMasq, {"-m", "mark", "--mark", Mark(c.mark_bit), "-j", "MASQUERADE"}});
   // First in POSTROUTING: a bridge's per-pod masquerade chain ACCEPTs traffic within the pod
   // subnet, which would end the traversal before a hairpinned connection is masqueraded.
-  return ipt.EnsureRule("nat", "POSTROUTING", {"-j", kHostportMasq}, /*first=*/true);
+  rules.push_back({"POSTROUTING", {"-j", kHostportMasq}, /*first=*/true});
+  return rules;
+}
+
+// The shared chains and rules, as far as `state` lacks them. Returns whether anything was.
+bool AddSharedChains(const IptablesState& state, IptablesBatch& batch, const PortmapConfig& c) {
+  bool missing = false;
+  std::vector<const char*> chains = {kHostportDnat};
+  if (c.snat) chains.insert(chains.end(), {kHostportSetmark, kHostportMasq});
+  for (const char* chain : chains) {
+    if (!state.HasChain("nat", chain)) {
+      batch.NewChain("nat", chain);  // fails the batch if another plugin made it meanwhile
+      missing = true;
+    }
+  }
+  for (const SharedRule& r : SharedRules(c)) {
+    if (state.HasRule("nat", r.chain, r.rule)) continue;
+    if (r.first) {
+      batch.InsertFirst("nat", r.chain, r.rule);
+    } else {
+      batch.Append("nat", r.chain, r.rule);
+    }
+    missing = true;
+  }
+  return missing;
 }
 
 // route_localnet lets a packet from 127.0.0.1, DNATed to the pod, leave through this
@@ -43,9 +71,10 @@ void AllowLocalnet(const std::vector<std::string>& interfaces) {
   for (const std::string& itf : interfaces) {
     if (itf.empty() || itf.find('/') != std::string::npos || itf == "." || itf == "..") continue;
     std::string path = StrCat("/proc/sys/net/ipv4/conf/", itf, "/route_localnet");
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) continue;  // not in this namespace (a pod-side name)
-    (void)!write(fd, "1", 1);
+    char now = 0;
+    if (read(fd, &now, 1) != 1 || now != '1') (void)!pwrite(fd, "1", 1, 0);
     close(fd);
   }
 }
@@ -155,33 +184,69 @@ absl::StatusOr<nlohmann::json> PortmapAdd(const CmdArgs& args) {
   ASSIGN_OR_RETURN(PortmapConfig c, ParsePortmapConfig(args.config));
   const nlohmann::json& prev = PrevResult(args);
   if (prev.is_null()) return ConfigError("berth-portmap must be chained: no prevResult");
-  if (c.mappings.empty()) return prev;
+  if (c.mappings.empty()) return prev;  // no iptables process at all
   if (!c.pod_ip) return ConfigError("prevResult has no IPv4 address to map ports to");
   ASSIGN_OR_RETURN(Iptables ipt, Iptables::Find());
-  RETURN_IF_ERROR(SetUpSharedChains(ipt, c));
   const std::string chain = DnatChain(c.network, args.container_id);
   const std::string comment = AttachmentComment(c.network, args.container_id);
-  // A repeated ADD rebuilds the chain from scratch.
-  RETURN_IF_ERROR(ipt.DeleteRulesJumpingTo("nat", kHostportDnat, chain));
-  RETURN_IF_ERROR(ipt.DeleteChain("nat", chain));
-  RETURN_IF_ERROR(ipt.EnsureChain("nat", chain));
-  for (std::vector<std::string>& rule : DnatChainRules(c, comment)) {
-    rule.insert(rule.begin(), {"-A", chain});
-    RETURN_IF_ERROR(ipt.Run("nat", rule).status());
+  const IptablesBatch::Rule jump = {"-m", "comment", "--comment", comment, "-j", chain};
+  // Usually one iptables-restore: the shared rules asserted (-C), the attachment's chain
+  // created (-N; fails on a repeated ADD) and filled, and jumped to.
+  IptablesBatch fast;
+  for (const SharedRule& r : SharedRules(c)) fast.Check("nat", r.chain, r.rule);
+  fast.NewChain("nat", chain);
+  for (const std::vector<std::string>& rule : DnatChainRules(c, comment)) {
+    fast.Append("nat", chain, rule);
   }
-  RETURN_IF_ERROR(
-      ipt.EnsureRule("nat", kHostportDnat, {"-m", "comment", "--comment", comment, "-j", chain}));
+  fast.Append("nat", kHostportDnat, jump);
+  absl::Status last = ipt.Restore(fast);
+  // Else one read, one write: the shared chains where missing (under SharedSetupLock, after
+  // a second read), the attachment's chain rebuilt from scratch (created or flushed), its
+  // jump.
+  std::optional<SharedSetupLock> lock;
+  for (int attempt = 0; attempt < 4 && !last.ok(); ++attempt) {
+    ASSIGN_OR_RETURN(IptablesState state, ipt.Save({"nat"}));
+    IptablesBatch batch;
+    if (AddSharedChains(state, batch, c) && !lock) {
+      lock.emplace();
+      continue;  // read again under the lock
+    }
+    batch.DeclareChain("nat", chain);
+    for (const std::vector<std::string>& rule : DnatChainRules(c, comment)) {
+      batch.Append("nat", chain, rule);
+    }
+    ReplaceJumps(state, batch, "nat", kHostportDnat, chain, {jump});
+    last = ipt.Restore(batch);
+  }
+  RETURN_IF_ERROR(last);
   if (c.snat) AllowLocalnet(c.host_interfaces);
   return prev;
 }
 
 absl::Status PortmapDel(const CmdArgs& args) {
   ASSIGN_OR_RETURN(PortmapConfig c, ParsePortmapConfig(args.config));
+  // As the reference plugin: DEL gets ADD's runtimeConfig, so without port mappings ADD made
+  // no rule, and there is nothing to look for (no iptables process). GC collects leftovers.
+  if (c.mappings.empty()) return absl::OkStatus();
   absl::StatusOr<Iptables> ipt = Iptables::Find();
   if (!ipt.ok()) return absl::OkStatus();  // no iptables: no rules of ours either
   const std::string chain = DnatChain(c.network, args.container_id);
-  RETURN_IF_ERROR(ipt->DeleteRulesJumpingTo("nat", kHostportDnat, chain));
-  return ipt->DeleteChain("nat", chain);
+  const std::string comment = AttachmentComment(c.network, args.container_id);
+  // Usually one iptables-restore deleting exactly what ADD made; else read and delete what
+  // is there.
+  IptablesBatch batch;
+  batch.Delete("nat", kHostportDnat, {"-m", "comment", "--comment", comment, "-j", chain});
+  batch.FlushAndDeleteChain("nat", chain);
+  if (ipt->Restore(batch).ok()) return absl::OkStatus();
+  absl::Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ASSIGN_OR_RETURN(IptablesState state, ipt->Save({"nat"}));
+    IptablesBatch del;
+    DeleteAttachmentChain(state, del, "nat", kHostportDnat, chain);
+    last = ipt->Restore(del);
+    if (last.ok()) return last;
+  }
+  return last;
 }
 
 absl::Status PortmapCheck(const CmdArgs& args) {
@@ -190,9 +255,15 @@ absl::Status PortmapCheck(const CmdArgs& args) {
   if (!c.pod_ip) return ConfigError("prevResult has no IPv4 address");
   ASSIGN_OR_RETURN(Iptables ipt, Iptables::Find());
   const std::string chain = DnatChain(c.network, args.container_id);
-  ASSIGN_OR_RETURN(bool exists, ipt.ChainExists("nat", chain));
-  if (!exists) return absl::FailedPreconditionError(StrCat("chain ", chain, " is missing"));
-  ASSIGN_OR_RETURN(std::string rules, ipt.Run("nat", {"-S", chain}));
+  ASSIGN_OR_RETURN(IptablesState state, ipt.Save({"nat"}));
+  if (!state.HasChain("nat", chain)) {
+    return absl::FailedPreconditionError(StrCat("chain ", chain, " is missing"));
+  }
+  std::string rules;
+  for (const std::vector<std::string>& rule : state.Rules("nat", chain)) {
+    for (const std::string& w : rule) rules += w + " ";
+    rules += "\n";
+  }
   for (const HostPort& m : c.mappings) {
     std::string to = StrCat(FormatIp4(c.pod_ip->address), ":", m.container_port);
     std::string port = StrCat("--dport ", m.host_port, " ");
@@ -201,8 +272,7 @@ absl::Status PortmapCheck(const CmdArgs& args) {
           StrCat("no DNAT of ", m.protocol, " port ", m.host_port, " to ", to, " in ", chain));
     }
   }
-  ASSIGN_OR_RETURN(std::string dnat, ipt.Run("nat", {"-S", kHostportDnat}));
-  if (dnat.find(chain) == std::string::npos) {
+  if (state.RulesJumpingTo("nat", kHostportDnat, chain).empty()) {
     return absl::FailedPreconditionError(StrCat(kHostportDnat, " does not jump to ", chain));
   }
   return absl::OkStatus();
