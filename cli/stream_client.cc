@@ -1,7 +1,5 @@
 #include "cli/stream_client.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <array>
@@ -35,32 +33,13 @@ namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using streaming::remotecommand::TerminalSize;
 
-// Bytes read from stdin or a local connection at a time: one WebSocket message each.
+// Bytes read from a local connection at a time: one WebSocket message each.
 constexpr size_t kReadChunk = 32 * 1024;
 // How many bytes the stdin thread lets queue for the WebSocket before it waits, so a
 // fast producer (`exec -i ... < big-file`) is held back by the connection.
 constexpr size_t kMaxQueuedBytes = 1 << 20;
-// How much of a refusal's body goes into the error message.
-constexpr size_t kMaxBodyInError = 300;
 
 std::string ToString(beast::string_view text) { return std::string(text.data(), text.size()); }
-
-// Writes all of data to a borrowed fd, waiting out EAGAIN on a non-blocking one (a
-// terminal shared with a shell may have been left so).
-absl::Status WriteAll(int fd, std::string_view data, std::string_view what) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd pfd{fd, POLLOUT, 0};
-      poll(&pfd, 1, -1);
-      continue;
-    }
-    if (n < 0) return ErrnoStatus(errno, StrCat("write to ", what));
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
 
 // A WebSocket client connection speaking a channel protocol. Everything but Send,
 // Shutdown and the constructor runs on the one thread that runs `ioc`; Send and
@@ -254,19 +233,8 @@ absl::Status ChannelSocket::Connect(const StreamUrl& url, std::string_view offer
   if (ioc_.stopped()) ioc_.restart();
   if (result == websocket::error::upgrade_declined) {
     // The body says why (an unknown or used token, a missing port), so show it.
-    std::string body = response.body().substr(0, kMaxBodyInError);
-    while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-    std::string message =
-        StrCat("streaming server refused ", display_url_, ": ", response.result_int(), " ",
-               ToString(response.reason()), body.empty() ? "" : ": ", body);
-    switch (response.result()) {
-      case http::status::not_found:
-        return absl::NotFoundError(message);
-      case http::status::bad_request:
-        return absl::InvalidArgumentError(message);
-      default:
-        return absl::UnavailableError(message);
-    }
+    return UpgradeRefusedError(display_url_, response.result_int(), ToString(response.reason()),
+                               response.body());
   }
   if (result) {
     return absl::UnavailableError(
@@ -283,105 +251,6 @@ absl::Status ChannelSocket::Connect(const StreamUrl& url, std::string_view offer
   open_ = true;
   return absl::OkStatus();
 }
-
-// The stdin and resize side of an exec or attach session: a thread that waits on the
-// input fds and hands messages to the socket, so a blocking read never holds up output.
-// (A regular file on stdin cannot be waited on through epoll, which rules out asio.)
-class InputPump {
- public:
-  InputPump(const RemoteCommandIo& io, ChannelSocket& socket, std::function<void()> interrupt)
-      : io_(io), socket_(socket), interrupt_(std::move(interrupt)) {}
-  InputPump(const InputPump&) = delete;
-  InputPump& operator=(const InputPump&) = delete;
-  ~InputPump() { Stop(); }
-
-  absl::Status Start() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
-    cancel_read_.reset(fds[0]);
-    cancel_write_.reset(fds[1]);
-    thread_ = std::thread([this] { Run(); });
-    return absl::OkStatus();
-  }
-
-  // Ends the thread; call after the socket's Shutdown() so that a Send returns.
-  void Stop() {
-    if (!thread_.joinable()) return;
-    char byte = 0;
-    while (write(cancel_write_.get(), &byte, 1) < 0 && errno == EINTR) {
-    }
-    thread_.join();
-  }
-
- private:
-  void Run() {
-    const ws::Protocol& protocol = socket_.protocol();
-    const bool resizes = io_.tty && io_.resize != nullptr && io_.resize->size;
-    int wake_fd = resizes ? io_.resize->wake_fd : -1;
-    std::optional<TerminalSize> last_size;
-    auto send_size = [&] {
-      std::optional<TerminalSize> size = io_.resize->size();
-      if (!size || size == last_size) return true;
-      last_size = size;
-      return socket_.Send(ws::EncodeMessage(protocol, ws::kResizeChannel,
-                                            streaming::remotecommand::EncodeTerminalSize(*size)));
-    };
-    // The first size before any input, so the remote side starts with the right one.
-    if (resizes && !send_size()) return;
-    bool stdin_open = io_.in_fd >= 0;
-    std::array<char, kReadChunk> buffer;
-    while (true) {
-      std::array<pollfd, 4> fds{};
-      nfds_t count = 0;
-      auto watch = [&](int fd) -> pollfd* {
-        if (fd < 0) return nullptr;
-        fds[count] = {fd, POLLIN, 0};
-        return &fds[count++];
-      };
-      pollfd* cancel = watch(cancel_read_.get());
-      pollfd* interrupt = watch(io_.interrupt_fd);
-      pollfd* wake = watch(wake_fd);
-      pollfd* in = watch(stdin_open ? io_.in_fd : -1);
-      if (poll(fds.data(), count, -1) < 0) {
-        if (errno == EINTR) continue;
-        return;
-      }
-      if (cancel->revents != 0) return;
-      if (interrupt != nullptr && interrupt->revents != 0) {
-        interrupt_();
-        return;
-      }
-      if (wake != nullptr && wake->revents != 0) {
-        char drain[64];
-        if (read(wake->fd, drain, sizeof(drain)) == 0) wake_fd = -1;  // closed: no more
-        if (!send_size()) return;
-      }
-      if (in != nullptr && in->revents != 0) {
-        ssize_t n = read(in->fd, buffer.data(), buffer.size());
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        if (n > 0) {
-          if (!socket_.Send(ws::EncodeMessage(protocol, ws::kStdinChannel,
-                                              std::string_view(buffer.data(), n)))) {
-            return;
-          }
-          continue;
-        }
-        // EOF (or a read error such as a hung-up terminal's EIO): v5 can tell the
-        // server, so that a `cat` in the container ends; v4 has no way to.
-        stdin_open = false;
-        absl::StatusOr<std::string> close = ws::EncodeCloseSignal(protocol, ws::kStdinChannel);
-        if (close.ok() && !socket_.Send(*std::move(close))) return;
-      }
-    }
-  }
-
-  RemoteCommandIo io_;
-  ChannelSocket& socket_;
-  std::function<void()> interrupt_;
-  UniqueFd cancel_read_;
-  UniqueFd cancel_write_;
-  std::thread thread_;
-};
 
 }  // namespace
 
@@ -420,9 +289,9 @@ absl::StatusOr<int> RunRemoteCommand(const std::string& url, const RemoteCommand
       } else if (!failure.ok()) {
         // Closing: output that arrives meanwhile has nowhere sensible to go.
       } else if (event->kind == RemoteCommandEvent::Kind::kStdout) {
-        if (absl::Status s = WriteAll(io.out_fd, event->data, "stdout"); !s.ok()) fail(s);
+        if (absl::Status s = WriteToFd(io.out_fd, event->data, "stdout"); !s.ok()) fail(s);
       } else if (event->kind == RemoteCommandEvent::Kind::kStderr) {
-        if (absl::Status s = WriteAll(io.err_fd, event->data, "stderr"); !s.ok()) fail(s);
+        if (absl::Status s = WriteToFd(io.err_fd, event->data, "stderr"); !s.ok()) fail(s);
       } else if (event->kind == RemoteCommandEvent::Kind::kExit) {
         // The server closes after the status; a server that does not gets closed.
         close_grace.expires_after(kStatusCloseGrace);
@@ -435,12 +304,31 @@ absl::StatusOr<int> RunRemoteCommand(const std::string& url, const RemoteCommand
   };
   read_next();
 
-  InputPump pump(io, socket, [&] {
-    net::post(ioc, [&] {
-      interrupted = true;
-      socket.Close();
-    });
-  });
+  const ws::Protocol& protocol = socket.protocol();
+  InputPump pump(
+      io,
+      {.stdin_data =
+           [&](std::string_view data) {
+             return socket.Send(ws::EncodeMessage(protocol, ws::kStdinChannel, data));
+           },
+       // v5 can tell the server, so that a `cat` in the container ends; v4 has no way to.
+       .stdin_eof =
+           [&] {
+             absl::StatusOr<std::string> close = ws::EncodeCloseSignal(protocol, ws::kStdinChannel);
+             return !close.ok() || socket.Send(*std::move(close));
+           },
+       .resize =
+           [&](const TerminalSize& size) {
+             return socket.Send(ws::EncodeMessage(
+                 protocol, ws::kResizeChannel, streaming::remotecommand::EncodeTerminalSize(size)));
+           },
+       .interrupt =
+           [&] {
+             net::post(ioc, [&] {
+               interrupted = true;
+               socket.Close();
+             });
+           }});
   RETURN_IF_ERROR(pump.Start());
   ioc.run();
   socket.Shutdown();

@@ -31,38 +31,18 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "cli/stream_io.h"
 #include "runtime/base/unique_fd.h"
 #include "server/streaming/remotecommand.h"
 
 namespace berth::cli {
 
-// How long the client waits for the server to close after the exit status arrived.
+// How long the client waits for the server to close after the exit status arrived
+// (SPDY: for the output streams to end after the error stream did).
 inline constexpr std::chrono::seconds kStatusCloseGrace(5);
-// Limit on connecting and on the WebSocket opening and closing handshakes.
+// Limit on connecting and on the WebSocket opening and closing handshakes (SPDY: on
+// connecting, the upgrade and opening the streams).
 inline constexpr std::chrono::seconds kHandshakeTimeout(10);
-
-// Where a tty session's terminal size comes from.
-struct TerminalSizeSource {
-  // Readable when the size may have changed (a SIGWINCH self-pipe); the client drains it.
-  int wake_fd = -1;
-  // The current size; nullopt when unknown (nothing is sent).
-  std::function<std::optional<streaming::remotecommand::TerminalSize>()> size;
-};
-
-// The local end of an exec or attach session. The fds are borrowed, never closed.
-struct RemoteCommandIo {
-  // Sent on stdin until EOF; -1 when the session has no stdin.
-  int in_fd = -1;
-  int out_fd = 1;
-  int err_fd = 2;
-  // The session has a tty: the size source, if any, feeds the resize channel.
-  bool tty = false;
-  const TerminalSizeSource* resize = nullptr;
-  // Readable when the user wants out (a SIGINT/SIGTERM self-pipe; not drained): the
-  // client closes the WebSocket and returns Cancelled. -1: none. Watched once the
-  // WebSocket is open; connecting is bounded by kHandshakeTimeout instead.
-  int interrupt_fd = -1;
-};
 
 // Runs one exec or attach session on `url` until the server closes it. The remote exit
 // code (attach: the container's status as the server reports it); Unknown with the

@@ -1,7 +1,9 @@
 // `berthctl exec | attach | port-forward`: a process in a container, and a pod's ports.
 // Plain `exec` runs the command through ExecSync, as crictl does without -i or -t. With
 // -i or -t, and for attach and port-forward, the CRI call returns a URL on the runtime's
-// streaming server, which stream_client.h speaks to over WebSocket.
+// streaming server, which stream_client.h speaks to over WebSocket, or with --spdy
+// spdy_stream_client.h over SPDY/3.1. The local side (raw mode, signals, resizes,
+// listeners) is the same for both.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/spdy_stream_client.h"
 #include "cli/stream_client.h"
 #include "cli/stream_protocol.h"
 #include "runtime/base/errno_status.h"
@@ -41,17 +44,20 @@ struct ExecOptions {
   int64_t timeout_seconds = 0;  // 0: none; ExecSync only
   bool stdin = false;
   bool tty = false;
+  bool spdy = false;  // streaming over SPDY/3.1 instead of WebSocket
 };
 
 struct AttachOptions {
   std::string id;
   bool stdin = false;
   bool tty = false;
+  bool spdy = false;
 };
 
 struct PortForwardOptions {
   std::string pod;
   std::vector<std::string> mappings;  // LOCAL:REMOTE
+  bool spdy = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -173,11 +179,12 @@ struct SessionEnd {
   int signal = 0;     // non-zero: the user interrupted berthctl with it
 };
 
-// Runs an exec or attach session on `url` on berthctl's own stdin/stdout/stderr.
+// Runs an exec or attach session on `url` on berthctl's own stdin/stdout/stderr, over
+// WebSocket or, with `spdy`, SPDY/3.1.
 // `local_tty`: the user asked for a terminal (-t) and the session has one, so a terminal
 // on stdin goes raw and its size (from stdout, else stdin) follows SIGWINCH.
-absl::StatusOr<SessionEnd> RunSession(const std::string& url, bool stdin, bool tty,
-                                      bool local_tty) {
+absl::StatusOr<SessionEnd> RunSession(const std::string& url, bool stdin, bool tty, bool local_tty,
+                                      bool spdy) {
   ASSIGN_OR_RETURN(std::unique_ptr<SignalPipe> interrupts,
                    SignalPipe::Catch({SIGINT, SIGTERM, SIGHUP}, /*once=*/true));
   IgnoreSigpipe ignore_sigpipe;
@@ -206,7 +213,7 @@ absl::StatusOr<SessionEnd> RunSession(const std::string& url, bool stdin, bool t
   std::cout.flush();
   std::cerr.flush();
 
-  absl::StatusOr<int> exit_code = RunRemoteCommand(url, io);
+  absl::StatusOr<int> exit_code = spdy ? RunRemoteCommandSpdy(url, io) : RunRemoteCommand(url, io);
   raw.reset();  // before anything is printed
   if (absl::IsCancelled(exit_code.status())) {
     int signal = interrupts->Take();
@@ -245,6 +252,10 @@ CommandResult Exec(const GlobalOptions& global, const ExecOptions& options, int&
     // The CRI's streaming Exec has no timeout; only ExecSync kills on one.
     return absl::InvalidArgumentError("--timeout works without -i and -t only");
   }
+  if (!streaming && options.spdy) {
+    // ExecSync is a plain RPC: there is no stream to carry.
+    return absl::InvalidArgumentError("--spdy works with -i or -t only");
+  }
   absl::StatusOr<Client> client = global.Connect();
   if (!client.ok()) return client.status();
   ASSIGN_OR_RETURN(v1::ContainerStatusResponse status, GetContainerStatus(*client, options.id));
@@ -262,8 +273,8 @@ CommandResult Exec(const GlobalOptions& global, const ExecOptions& options, int&
   client->Prepare(ctx);
   grpc::Status s = client->runtime().Exec(&ctx, request, &response);
   if (!s.ok()) return RpcError(s, "Exec", *client);
-  ASSIGN_OR_RETURN(SessionEnd end,
-                   RunSession(response.url(), options.stdin, options.tty, options.tty));
+  ASSIGN_OR_RETURN(SessionEnd end, RunSession(response.url(), options.stdin, options.tty,
+                                              options.tty, options.spdy));
   // Interrupted: as if the signal had ended berthctl, which the command outlives.
   exit_code = end.signal != 0 ? 128 + end.signal : end.exit_code;
   return absl::OkStatus();
@@ -315,8 +326,8 @@ CommandResult Attach(const GlobalOptions& global, const AttachOptions& options, 
   client->Prepare(ctx);
   grpc::Status s = client->runtime().Attach(&ctx, request, &response);
   if (!s.ok()) return RpcError(s, "Attach", *client);
-  ASSIGN_OR_RETURN(SessionEnd end,
-                   RunSession(response.url(), options.stdin, tty, options.tty && tty));
+  ASSIGN_OR_RETURN(SessionEnd end, RunSession(response.url(), options.stdin, tty,
+                                              options.tty && tty, options.spdy));
   if (end.signal != 0) {
     // Leaving an attach is no failure: the container goes on.
     std::cerr << "Detached from container " << ShortId(id) << "\n";
@@ -386,7 +397,7 @@ absl::StatusOr<std::pair<UniqueFd, uint16_t>> ListenOnLoopback(uint16_t port) {
 
 // One accepted connection: a fresh URL (each is good for one connection), then the relay.
 absl::Status ForwardOne(Client& client, const std::string& pod_id, uint16_t remote_port,
-                        UniqueFd conn, std::stop_token stop) {
+                        UniqueFd conn, std::stop_token stop, bool spdy) {
   v1::PortForwardRequest request;
   request.set_pod_sandbox_id(pod_id);
   request.add_port(remote_port);
@@ -395,6 +406,9 @@ absl::Status ForwardOne(Client& client, const std::string& pod_id, uint16_t remo
   client.Prepare(ctx);
   grpc::Status s = client.runtime().PortForward(&ctx, request, &response);
   if (!s.ok()) return RpcError(s, "PortForward", client);
+  if (spdy) {
+    return ForwardConnectionSpdy(response.url(), remote_port, std::move(conn), std::move(stop));
+  }
   return ForwardConnection(response.url(), remote_port, std::move(conn), std::move(stop));
 }
 
@@ -468,7 +482,7 @@ CommandResult PortForward(const GlobalOptions& global, const PortForwardOptions&
            std::jthread([&, mapping, done,
                          conn = std::make_shared<UniqueFd>(std::move(conn))](std::stop_token stop) {
              absl::Status forwarded =
-                 ForwardOne(*client, pod_id, mapping.remote, std::move(*conn), stop);
+                 ForwardOne(*client, pod_id, mapping.remote, std::move(*conn), stop, options.spdy);
              if (!forwarded.ok()) {
                std::lock_guard lock(print_mu);
                std::cerr << "berthctl: 127.0.0.1:" << mapping.local << " -> " << mapping.remote
@@ -478,7 +492,8 @@ CommandResult PortForward(const GlobalOptions& global, const PortForwardOptions&
            })});
     }
   }
-  // Open connections end with a WebSocket close each (their jthreads stop and join).
+  // Open connections end with a WebSocket close, or a SPDY connection's, each (their
+  // jthreads stop and join).
   connections.clear();
   return absl::OkStatus();
 }
@@ -499,6 +514,9 @@ void AddStreamCommands(CLI::App& app, const GlobalOptions& global) {
       ->add_option("--timeout", exec->timeout_seconds,
                    "seconds before it is killed (0: none; not with -i or -t)")
       ->capture_default_str();
+  exec_cmd->add_flag("--spdy", exec->spdy,
+                     "stream over SPDY/3.1 (as kubectl and crictl) instead of WebSocket (with -i "
+                     "or -t)");
   exec_cmd->callback([&global, exec] {
     int exit_code = 0;
     RunCommand([&] { return Exec(global, *exec, exit_code); });
@@ -514,6 +532,8 @@ void AddStreamCommands(CLI::App& app, const GlobalOptions& global) {
   attach_cmd->add_flag("-i,--stdin", attach->stdin, "pass stdin to the container");
   attach_cmd->add_flag("-t,--tty", attach->tty,
                        "stdin is a terminal: raw mode and resizes (if the container has a tty)");
+  attach_cmd->add_flag("--spdy", attach->spdy,
+                       "stream over SPDY/3.1 (as kubectl and crictl) instead of WebSocket");
   attach_cmd->callback([&global, attach] {
     int exit_code = 0;
     RunCommand([&] { return Attach(global, *attach, exit_code); });
@@ -529,6 +549,8 @@ void AddStreamCommands(CLI::App& app, const GlobalOptions& global) {
       ->add_option("ports", forward->mappings,
                    "LOCAL:REMOTE, PORT (the same on both sides) or :REMOTE (any free local port)")
       ->required();
+  forward_cmd->add_flag("--spdy", forward->spdy,
+                        "forward over SPDY/3.1 (as kubectl and crictl) instead of WebSocket");
   forward_cmd->callback(
       [&global, forward] { RunCommand([&] { return PortForward(global, *forward); }); });
 }

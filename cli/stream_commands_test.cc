@@ -1,7 +1,8 @@
 // `berthctl exec | attach | port-forward` as typed, against a fake CRI runtime (a gRPC
 // server on a unix socket whose Exec/Attach/PortForward return URLs on the in-test
-// WebSocket server, ws_test_server.h): the requests berthctl makes, the terminal it
-// sets up on a pty, its exit codes and its signals. No berthd, no root.
+// WebSocket server, ws_test_server.h, or with --spdy the SPDY one, spdy_test_server.h):
+// the requests berthctl makes, the terminal it sets up on a pty, its exit codes and its
+// signals. No berthd, no root.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "api/runtime/v1/api.grpc.pb.h"
+#include "cli/spdy_test_server.h"
 #include "cli/ws_test_server.h"
 #include "runtime/base/unique_fd.h"
 #include "server/streaming/remotecommand.h"
@@ -37,6 +39,9 @@ namespace {
 namespace v1 = ::runtime::v1;
 namespace ws = ::berth::streaming::ws;
 namespace remotecommand = ::berth::streaming::remotecommand;
+namespace spdy = ::berth::streaming::spdy;
+using spdytest::SpdySession;
+using spdytest::SpdyTestServer;
 using wstest::ServerSession;
 using wstest::TestServer;
 
@@ -279,12 +284,18 @@ class StreamCommandsTest : public ::testing::Test {
     ws_server_.emplace(std::move(handler), connections);
     runtime_.stream_base = ws_server_->Url("");
   }
+  // The same, for --spdy.
+  void ServeSpdy(std::function<void(SpdySession&)> handler, int connections = 1) {
+    spdy_server_.emplace(std::move(handler), connections);
+    runtime_.stream_base = spdy_server_->Url("");
+  }
 
   std::string dir_;
   std::string socket_;
   FakeRuntime runtime_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::optional<TestServer> ws_server_;
+  std::optional<SpdyTestServer> spdy_server_;
 };
 
 TEST_F(StreamCommandsTest, PlainExecStaysOnExecSync) {
@@ -499,6 +510,200 @@ TEST_F(StreamCommandsTest, PortForwardRelaysEachConnectionOnAFreshUrl) {
   EXPECT_EQ(runtime_.forwards()[0].port_size(), 1);
   EXPECT_EQ(runtime_.forwards()[0].port(0), 80);
   EXPECT_EQ(runtime_.forwards()[1].port(0), 8080);
+}
+
+// --- The same over SPDY/3.1 (--spdy).
+
+std::string StreamType(const std::optional<spdy::SynStream>& syn) {
+  if (!syn) return "<none>";
+  return std::string(syn->headers.Get("streamtype").value_or("<no streamtype>"));
+}
+
+TEST_F(StreamCommandsTest, ExecWithStdinOverSpdy) {
+  ServeSpdy([](SpdySession& session) {
+    EXPECT_EQ(session.target(), "/exec/token1");
+    EXPECT_TRUE(session.HasHeaderLine("Upgrade: SPDY/3.1")) << session.head();
+    session.Accept("v4.channel.k8s.io");
+    std::optional<spdy::SynStream> error = session.AcceptStream();
+    std::optional<spdy::SynStream> in = session.AcceptStream();
+    std::optional<spdy::SynStream> out = session.AcceptStream();
+    std::optional<spdy::SynStream> err = session.AcceptStream();
+    ASSERT_EQ(StreamType(error), "error");
+    ASSERT_EQ(StreamType(in), "stdin");
+    ASSERT_EQ(StreamType(out), "stdout");
+    ASSERT_EQ(StreamType(err), "stderr");
+    while (true) {
+      std::optional<spdy::ReceivedFrame> frame = session.Next();
+      ASSERT_TRUE(frame.has_value());
+      auto* data = std::get_if<spdy::Data>(&*frame);
+      ASSERT_NE(data, nullptr);
+      ASSERT_EQ(data->stream_id, in->stream_id);
+      if (!data->data.empty()) {
+        session.Send(out->stream_id, data->data);
+        session.Send(err->stream_id, "seen " + std::to_string(data->data.size()) + "\n");
+      }
+      if (data->fin) break;  // stdin's EOF
+    }
+    session.Send(error->stream_id, remotecommand::NonZeroExitStatusJson(3, {"cat"}));
+    for (uint32_t id : {out->stream_id, err->stream_id, error->stream_id}) session.Finish(id);
+    EXPECT_FALSE(session.Next().has_value());
+  });
+  Berthctl berthctl(socket_, {"exec", "--spdy", "-i", "web", "--", "cat"});
+  ASSERT_EQ(write(berthctl.input_fd(), "hi there", 8), 8);
+  berthctl.CloseStdin();
+  EXPECT_EQ(berthctl.Wait(), 3) << berthctl.err();
+  EXPECT_EQ(berthctl.out(), "hi there");
+  EXPECT_EQ(berthctl.err(), "seen 8\n");
+  ASSERT_EQ(runtime_.execs().size(), 1u);
+  EXPECT_TRUE(runtime_.execs()[0].stdin());
+  EXPECT_FALSE(runtime_.execs()[0].tty());
+  EXPECT_TRUE(runtime_.execs()[0].stderr());
+}
+
+TEST_F(StreamCommandsTest, ExecTtyOverSpdyOnATerminal) {
+  std::promise<void> raw_on, output_sent;
+  std::future<void> raw_on_seen = raw_on.get_future(), output_seen = output_sent.get_future();
+  std::vector<remotecommand::TerminalSize> sizes;
+  ServeSpdy([&](SpdySession& session) {
+    session.Accept("v4.channel.k8s.io");
+    std::optional<spdy::SynStream> error = session.AcceptStream();
+    std::optional<spdy::SynStream> in = session.AcceptStream();
+    std::optional<spdy::SynStream> out = session.AcceptStream();
+    std::optional<spdy::SynStream> resize = session.AcceptStream();
+    ASSERT_EQ(StreamType(error), "error");
+    ASSERT_EQ(StreamType(in), "stdin");
+    ASSERT_EQ(StreamType(out), "stdout");
+    ASSERT_EQ(StreamType(resize), "resize");  // a tty: no stderr
+    remotecommand::TerminalSizeDecoder decoder;
+    std::string input;
+    while (sizes.size() < 2) {
+      std::optional<spdy::ReceivedFrame> frame = session.Next();
+      ASSERT_TRUE(frame.has_value());
+      auto* data = std::get_if<spdy::Data>(&*frame);
+      ASSERT_NE(data, nullptr);
+      if (data->stream_id == resize->stream_id) {
+        absl::StatusOr<std::vector<remotecommand::TerminalSize>> decoded = decoder.Feed(data->data);
+        ASSERT_TRUE(decoded.ok()) << decoded.status();
+        sizes.insert(sizes.end(), decoded->begin(), decoded->end());
+        if (sizes.size() == 1) raw_on.set_value();
+      } else if (data->stream_id == in->stream_id) {
+        input += data->data;
+        if (input == "abc") {
+          session.Send(out->stream_id, "got:" + input + "\r\n");
+          output_sent.set_value();
+        }
+      }
+    }
+    session.Send(error->stream_id, remotecommand::NonZeroExitStatusJson(5, {"sh"}));
+    for (uint32_t id : {out->stream_id, error->stream_id}) session.Finish(id);
+    EXPECT_FALSE(session.Next().has_value());
+  });
+  Berthctl berthctl(socket_, {"exec", "--spdy", "-it", "web", "--", "sh"}, /*pty=*/true);
+  ASSERT_EQ(raw_on_seen.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_EQ(write(berthctl.input_fd(), "abc", 3), 3);
+  ASSERT_EQ(output_seen.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_TRUE(berthctl.WaitForOutput(
+      [](const std::string& out) { return out.find("got:abc") != std::string::npos; }));
+  winsize bigger{.ws_row = 40, .ws_col = 120};
+  ASSERT_EQ(ioctl(berthctl.input_fd(), TIOCSWINSZ, &bigger), 0);
+  EXPECT_EQ(berthctl.Wait(), 5) << berthctl.err();
+  EXPECT_EQ(berthctl.out(), "got:abc\r\n");  // raw: no local echo
+  ASSERT_EQ(sizes.size(), 2u);
+  EXPECT_EQ(sizes[0], (remotecommand::TerminalSize{100, 30}));
+  EXPECT_EQ(sizes[1], (remotecommand::TerminalSize{120, 40}));
+  termios after{};
+  ASSERT_EQ(tcgetattr(berthctl.slave_fd(), &after), 0);
+  EXPECT_NE(after.c_lflag & ICANON, 0u);
+  EXPECT_NE(after.c_lflag & ECHO, 0u);
+}
+
+TEST_F(StreamCommandsTest, SpdyNeedsAStream) {
+  Berthctl berthctl(socket_, {"exec", "--spdy", "web", "--", "ls"});
+  EXPECT_EQ(berthctl.Wait(), 1);
+  EXPECT_NE(berthctl.err().find("--spdy works with -i or -t only"), std::string::npos)
+      << berthctl.err();
+  EXPECT_TRUE(runtime_.exec_syncs().empty());
+}
+
+TEST_F(StreamCommandsTest, AttachOverSpdyThenCtrlCDetaches) {
+  std::promise<void> attached;
+  std::future<void> attached_seen = attached.get_future();
+  ServeSpdy([&](SpdySession& session) {
+    EXPECT_EQ(session.target(), "/attach/token1");
+    session.Accept("v4.channel.k8s.io");
+    std::optional<spdy::SynStream> error = session.AcceptStream();
+    std::optional<spdy::SynStream> out = session.AcceptStream();
+    std::optional<spdy::SynStream> err = session.AcceptStream();
+    ASSERT_EQ(StreamType(out), "stdout");
+    ASSERT_EQ(StreamType(err), "stderr");
+    session.Send(out->stream_id, "log line\n");
+    attached.set_value();
+    EXPECT_FALSE(session.Next().has_value());  // the client leaves
+    EXPECT_TRUE(session.closed());
+  });
+  Berthctl berthctl(socket_, {"attach", "--spdy", kContainerId});
+  ASSERT_EQ(attached_seen.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_TRUE(berthctl.WaitForOutput([](const std::string& out) { return !out.empty(); }));
+  berthctl.Signal(SIGINT);
+  EXPECT_EQ(berthctl.Wait(), 0) << berthctl.err();
+  EXPECT_EQ(berthctl.out(), "log line\n");
+  EXPECT_NE(berthctl.err().find("Detached from container c0ffee0000000"), std::string::npos)
+      << berthctl.err();
+  ASSERT_EQ(runtime_.attaches().size(), 1u);
+  EXPECT_FALSE(runtime_.attaches()[0].stdin());
+}
+
+TEST_F(StreamCommandsTest, PortForwardOverSpdyTakesAFreshUrlPerConnection) {
+  ServeSpdy(
+      [](SpdySession& session) {
+        EXPECT_TRUE(std::regex_match(session.target(), std::regex(R"(/portforward/token\d+)")))
+            << session.target();
+        session.Accept("portforward.k8s.io");
+        std::optional<spdy::SynStream> error = session.AcceptStream();
+        ASSERT_EQ(StreamType(error), "error");
+        const std::string port(error->headers.Get("port").value_or(""));
+        uint32_t data_id = 0;
+        while (true) {
+          std::optional<spdy::ReceivedFrame> frame = session.Next();
+          ASSERT_TRUE(frame.has_value());
+          if (auto* syn = std::get_if<spdy::SynStream>(&*frame)) {
+            EXPECT_EQ(StreamType(*syn), "data");
+            EXPECT_EQ(syn->headers.Get("port"), port);
+            data_id = syn->stream_id;
+            session.Write(spdy::SynReply{.stream_id = data_id});
+          } else if (auto* data = std::get_if<spdy::Data>(&*frame)) {
+            if (data->stream_id != data_id || data_id == 0) continue;  // the error stream's FIN
+            if (!data->data.empty()) session.Send(data_id, port + ":" + data->data);
+            if (data->fin) break;
+          }
+        }
+        session.Finish(data_id);
+        session.Finish(error->stream_id);
+        EXPECT_FALSE(session.Next().has_value());
+      },
+      /*connections=*/2);
+  Berthctl berthctl(socket_, {"port-forward", "--spdy", "webpod", ":80"});
+  std::smatch match;
+  std::regex forwarding(R"(Forwarding from 127\.0\.0\.1:(\d+) -> 80\n)");
+  ASSERT_TRUE(berthctl.WaitForOutput([&](const std::string& out) {
+    return std::regex_search(out, match, forwarding);
+  })) << berthctl.out()
+      << berthctl.err();
+  const auto local = static_cast<uint16_t>(std::stoi(match[1]));
+  for (int i = 0; i < 2; ++i) {
+    UniqueFd conn = Connect(local);
+    ASSERT_EQ(write(conn.get(), "ping", 4), 4);
+    std::string got(7, '\0');
+    ASSERT_EQ(read(conn.get(), got.data(), got.size()), 7);
+    EXPECT_EQ(got, "80:ping");
+    shutdown(conn.get(), SHUT_WR);
+    EXPECT_EQ(ReadToEnd(conn.get()), "");
+  }
+  berthctl.Signal(SIGINT);
+  EXPECT_EQ(berthctl.Wait(), 0) << berthctl.err();
+  EXPECT_EQ(berthctl.err(), "");
+  ASSERT_EQ(runtime_.forwards().size(), 2u);
+  EXPECT_EQ(runtime_.forwards()[1].port(0), 80);
 }
 
 TEST_F(StreamCommandsTest, PortForwardToAnUnknownPod) {

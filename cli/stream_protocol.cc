@@ -114,6 +114,47 @@ absl::StatusOr<ws::Protocol> AcceptProtocol(std::string_view answer, std::string
   return *protocol;
 }
 
+absl::Status UpgradeRefusedError(std::string_view url, int status, std::string_view reason,
+                                 std::string_view body) {
+  constexpr size_t kMaxBodyInError = 300;
+  body = body.substr(0, kMaxBodyInError);
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.remove_suffix(1);
+  std::string message = StrCat("streaming server refused ", url, ": ", status, " ", reason,
+                               body.empty() ? "" : ": ", body);
+  switch (status) {
+    case 404:
+      return absl::NotFoundError(message);
+    case 400:
+      return absl::InvalidArgumentError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+absl::Status AcceptSpdyProtocol(const std::optional<std::string>& answer,
+                                std::string_view offered) {
+  if (!answer.has_value() || answer->empty()) {
+    return absl::FailedPreconditionError(
+        StrCat("the streaming server chose no X-Stream-Protocol-Version (offered: ", offered, ")"));
+  }
+  if (*answer != offered) {
+    return absl::FailedPreconditionError(StrCat("the streaming server chose protocol \"", *answer,
+                                                "\", which berthctl did not offer (", offered,
+                                                ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> SpdyRemoteCommandOutcome(std::string_view error_stream, bool ended) {
+  auto missing = [] {
+    return absl::UnavailableError(
+        "the streaming connection ended before the command's exit status arrived");
+  };
+  if (error_stream.empty()) return ended ? absl::StatusOr<int>(0) : missing();
+  if (!ended && !nlohmann::json::accept(error_stream)) return missing();
+  return streaming::remotecommand::ExitCodeFromStatusJson(error_stream);
+}
+
 absl::StatusOr<RemoteCommandEvent> RemoteCommandReceiver::Receive(std::string_view message) {
   ASSIGN_OR_RETURN(std::optional<ws::Message> decoded, ws::DecodeMessage(protocol_, message));
   // Empty: the server's "streams are ready". A close signal: that stream has ended,

@@ -61,6 +61,28 @@ inline constexpr std::string_view kPortForwardOffer = "v4.channel.k8s.io";
 absl::StatusOr<ws::Protocol> AcceptProtocol(std::string_view answer, std::string_view offered,
                                             ws::Purpose purpose);
 
+// A refused upgrade (any answer but 101) as the error berthctl reports: "streaming server
+// refused URL: 404 Not Found: <the body's first 300 bytes>". 404 is NotFound (an unknown
+// or used token), 400 InvalidArgument, anything else Unavailable.
+absl::Status UpgradeRefusedError(std::string_view url, int status, std::string_view reason,
+                                 std::string_view body);
+
+// --- SPDY/3.1 (`--spdy`): the X-Stream-Protocol-Version berthctl offers. Exec and attach
+// need v4 for the JSON status (exit codes); port-forward has one version.
+inline constexpr std::string_view kSpdyRemoteCommandProtocol = "v4.channel.k8s.io";
+inline constexpr std::string_view kSpdyPortForwardProtocol = "portforward.k8s.io";
+
+// Checks the X-Stream-Protocol-Version of the 101 answer (nullopt: absent) against the
+// one offered. FailedPrecondition when it is absent or another.
+absl::Status AcceptSpdyProtocol(const std::optional<std::string>& answer, std::string_view offered);
+
+// The outcome of a SPDY exec or attach session from what its error stream carried: the
+// v4 status JSON, as ExitCodeFromStatusJson reads it. `ended`: the server finished the
+// stream (FIN or RST_STREAM); then an empty stream is a success, as client-go reads it.
+// Unavailable when the connection ended before the stream did and before a whole
+// status arrived.
+absl::StatusOr<int> SpdyRemoteCommandOutcome(std::string_view error_stream, bool ended);
+
 // --- Exec and attach.
 
 // What one received message asks the client to do.

@@ -85,6 +85,47 @@ TEST(AcceptProtocolTest, NoneOrUnoffered) {
       AcceptProtocol("v4.channel", kRemoteCommandOffer, ws::Purpose::kRemoteCommand).status()));
 }
 
+TEST(UpgradeRefusedErrorTest, CodeAndMessage) {
+  absl::Status used = UpgradeRefusedError("http://h:1/exec/t", 404, "Not Found",
+                                          "streaming: unknown, expired or already used token\n");
+  EXPECT_TRUE(absl::IsNotFound(used));
+  EXPECT_EQ(used.message(),
+            "streaming server refused http://h:1/exec/t: 404 Not Found: streaming: unknown, "
+            "expired or already used token");
+  EXPECT_TRUE(absl::IsInvalidArgument(UpgradeRefusedError("u", 400, "Bad Request", "")));
+  absl::Status busy = UpgradeRefusedError("u", 503, "Service Unavailable", "");
+  EXPECT_TRUE(absl::IsUnavailable(busy));
+  EXPECT_EQ(busy.message(), "streaming server refused u: 503 Service Unavailable");
+  EXPECT_EQ(UpgradeRefusedError("u", 403, "Forbidden", std::string(1000, 'x')).message().size(),
+            std::string("streaming server refused u: 403 Forbidden: ").size() + 300);
+}
+
+TEST(AcceptSpdyProtocolTest, TheOfferedOneOnly) {
+  EXPECT_TRUE(AcceptSpdyProtocol("v4.channel.k8s.io", kSpdyRemoteCommandProtocol).ok());
+  EXPECT_TRUE(AcceptSpdyProtocol("portforward.k8s.io", kSpdyPortForwardProtocol).ok());
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(AcceptSpdyProtocol(std::nullopt, kSpdyRemoteCommandProtocol)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(AcceptSpdyProtocol("", kSpdyRemoteCommandProtocol)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      AcceptSpdyProtocol("v3.channel.k8s.io", kSpdyRemoteCommandProtocol)));
+}
+
+TEST(SpdyRemoteCommandOutcomeTest, FromTheErrorStream) {
+  EXPECT_EQ(*SpdyRemoteCommandOutcome(remotecommand::SuccessStatusJson(), true), 0);
+  EXPECT_EQ(*SpdyRemoteCommandOutcome(remotecommand::NonZeroExitStatusJson(7, {"x"}), true), 7);
+  // A whole status counts even if the stream's FIN never came.
+  EXPECT_EQ(*SpdyRemoteCommandOutcome(remotecommand::NonZeroExitStatusJson(7, {"x"}), false), 7);
+  // An ended, empty error stream is client-go's success.
+  EXPECT_EQ(*SpdyRemoteCommandOutcome("", true), 0);
+  absl::StatusOr<int> failed =
+      SpdyRemoteCommandOutcome(remotecommand::InternalErrorStatusJson("boom"), true);
+  EXPECT_TRUE(absl::IsUnknown(failed.status()));
+  EXPECT_EQ(failed.status().message(), "Internal error occurred: boom");
+  EXPECT_TRUE(absl::IsUnavailable(SpdyRemoteCommandOutcome("", false).status()));
+  EXPECT_TRUE(absl::IsUnavailable(SpdyRemoteCommandOutcome(R"({"status":"Fai)", false).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(SpdyRemoteCommandOutcome("oops", true).status()));
+}
+
 TEST(RemoteCommandReceiverTest, OutputThenExitCode) {
   RemoteCommandReceiver receiver(V5());
   EXPECT_EQ(*receiver.Receive(""), RemoteCommandEvent{});  // "streams ready"

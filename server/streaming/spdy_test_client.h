@@ -1,5 +1,6 @@
 // A small SPDY/3.1 client for tests: what client-go does to a streaming URL (upgrade,
-// open streams by streamType, send and read DATA), on berth's own frame codec.
+// open streams by streamType, send and read DATA), on spdy_client.h, gathering what the
+// server sends per stream.
 //
 //   ASSIGN_OR_RETURN(auto client, SpdyClient::Connect(url, {"v4.channel.k8s.io"}));
 //   uint32_t error = client->Open({{"streamtype", "error"}});
@@ -19,8 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "runtime/base/unique_fd.h"
-#include "server/streaming/spdy_frame.h"
+#include "server/streaming/spdy_client.h"
 
 namespace berth::testing {
 
@@ -36,29 +36,26 @@ class SpdyClient {
       const std::string& url, const std::vector<std::string>& protocols);
 
   // Sends SYN_STREAM; returns the new stream's id.
-  absl::StatusOr<uint32_t> Open(std::initializer_list<std::pair<std::string_view, std::string_view>> headers);
+  absl::StatusOr<uint32_t> Open(
+      std::initializer_list<std::pair<std::string_view, std::string_view>> headers);
   absl::Status Send(uint32_t stream_id, std::string_view data, bool fin = false);
   // Reads frames until `done()` holds, the server closes, or the timeout passes
   // (DeadlineExceeded).
   absl::Status ReadUntil(const std::function<bool()>& done, absl::Duration timeout);
   absl::Status ReadUntilFinished(const std::set<uint32_t>& streams, absl::Duration timeout);
   // Drops the TCP connection without a goodbye.
-  void Close() { fd_.reset(); }
+  void Close() { connection_.reset(); }
 
-  std::string negotiated;                  // X-Stream-Protocol-Version of the 101
-  std::map<uint32_t, std::string> data;    // DATA received, per stream
-  std::set<uint32_t> finished;             // streams the server ended (FIN or RST)
-  std::set<uint32_t> replied;              // streams the server accepted
-  bool closed = false;                     // the server closed the connection
+  std::string negotiated;                // X-Stream-Protocol-Version of the 101
+  std::map<uint32_t, std::string> data;  // DATA received, per stream
+  std::set<uint32_t> finished;           // streams the server ended (FIN or RST)
+  std::set<uint32_t> replied;            // streams the server accepted
+  bool closed = false;                   // the server closed the connection
 
  private:
   SpdyClient() = default;
-  absl::Status Write(const streaming::spdy::Frame& frame);
 
-  UniqueFd fd_;
-  uint32_t next_id_ = 1;
-  streaming::spdy::FrameEncoder encoder_;
-  streaming::spdy::FrameDecoder decoder_;
+  std::unique_ptr<streaming::SpdyClientConnection> connection_;
 };
 
 }  // namespace berth::testing
