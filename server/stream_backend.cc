@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
+#include "nlohmann/json.hpp"
 #include "runtime/base/errno_status.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/strings.h"
@@ -84,8 +85,12 @@ class ExecProcess : public streaming::RemoteProcess {
         cfmakeraw(&mode);
         tcsetattr(slave.get(), TCSANOW, &mode);
       }
-      winsize size{.ws_row = 24, .ws_col = 80};
+      // The client's size when it sent one before the start, else a classic 80x24: runc
+      // gives the container's terminal the size of this one as it starts.
+      winsize size{.ws_row = request.height > 0 ? request.height : uint16_t{24},
+                   .ws_col = request.width > 0 ? request.width : uint16_t{80}};
       ioctl(master.get(), TIOCSWINSZ, &size);
+      p->console_size_ = size;
       stdio = {slave.get(), slave.get(), slave.get()};
       p->master_ = std::move(master);
       p->child_fds_.push_back(std::move(slave));
@@ -111,6 +116,16 @@ class ExecProcess : public streaming::RemoteProcess {
     }
     ExecProcess* raw = p.get();
     std::string id = target.id, process_json = target.process_json;
+    if (request.tty) {
+      // runc copies our terminal's size to the container's only after the process has
+      // started, so a quick `stty size` could see 0x0: the OCI consoleSize sets it before.
+      nlohmann::json process = nlohmann::json::parse(process_json, nullptr, false);
+      if (process.is_object()) {
+        process["consoleSize"] = {{"height", p->console_size_.ws_row},
+                                  {"width", p->console_size_.ws_col}};
+        process_json = process.dump();
+      }
+    }
     p->runner_ = std::thread([raw, &runc, id, process_json, stdio] {
       raw->result_ = runc.Exec(id, process_json, {.stdio = stdio, .pid_file = raw->pid_file_});
       raw->child_fds_.clear();  // EOF (or EIO on the pty) once the process's copies go too
@@ -220,6 +235,7 @@ class ExecProcess : public streaming::RemoteProcess {
   }
 
   bool tty_ = false;
+  winsize console_size_{};
   std::string command_;
   std::string scratch_dir_, pid_file_;
   UniqueFd master_, stdout_, stderr_;

@@ -22,6 +22,8 @@ struct ExecRequest {
   std::string container_id;
   std::vector<std::string> command;
   bool tty = false, stdin = false, stdout = false, stderr = false;
+  // With a tty: the terminal's size at start (0: unknown, the backend picks one).
+  uint16_t width = 0, height = 0;
 };
 struct AttachRequest {
   std::string container_id;

@@ -347,11 +347,22 @@ void StreamingServer::Serve(Connection& connection) {
   if (auto* exec = std::get_if<ExecRequest>(&*stored)) {
     session = {.tty = exec->tty, .stdin = exec->stdin, .stdout = exec->stdout,
                .stderr = exec->stderr, .command = exec->command,
-               .start = [this, exec] { return backend_.StartExec(*exec); }};
+               .start = [this, exec](uint16_t width, uint16_t height) {
+                 ExecRequest sized = *exec;
+                 sized.width = width;
+                 sized.height = height;
+                 return backend_.StartExec(sized);
+               }};
   } else if (auto* attach = std::get_if<AttachRequest>(&*stored)) {
     session = {.tty = attach->tty, .stdin = attach->stdin, .stdout = attach->stdout,
                .stderr = attach->stderr,
-               .start = [this, attach] { return backend_.Attach(*attach); }};
+               .start = [this, attach](uint16_t width, uint16_t height)
+                   -> absl::StatusOr<std::unique_ptr<RemoteProcess>> {
+                 ASSIGN_OR_RETURN(std::unique_ptr<RemoteProcess> process,
+                                  backend_.Attach(*attach));
+                 if (width > 0 && height > 0) process->Resize(width, height);
+                 return process;
+               }};
   }
   session.on_started = on_started;
   session.on_activity = [this, &connection] { Touch(connection); };

@@ -1,5 +1,6 @@
 #include "server/streaming/spdy_connection.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -18,6 +19,13 @@ SpdyConnection::SpdyConnection(int fd, std::string already_read,
                                std::function<void()> on_activity)
     : fd_(fd), on_activity_(std::move(on_activity)) {
   decoder_.Feed(already_read);
+}
+
+bool SpdyConnection::WaitReadable(absl::Duration timeout) {
+  if (decoder_.buffered() > 0) return true;
+  pollfd pfd{fd_, POLLIN, 0};
+  int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout));
+  return poll(&pfd, 1, ms < 0 ? 0 : ms) > 0;
 }
 
 std::optional<spdy::ReceivedFrame> SpdyConnection::Next() {

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/streaming/flow_control.h"
 #include "server/streaming/spdy_frame.h"
 
@@ -26,6 +27,10 @@ class SpdyConnection {
   // `fd` stays the caller's. `already_read`: bytes read past the HTTP request.
   // `on_activity` is called whenever bytes move (the idle timer).
   SpdyConnection(int fd, std::string already_read, std::function<void()> on_activity);
+
+  // Whether a frame may be ready for Next() within `timeout`: bytes are buffered or the
+  // socket is readable (or closed).
+  bool WaitReadable(absl::Duration timeout);
 
   // The next frame that concerns a stream: SynStream, Data, RstStream, Headers, GoAway.
   // PING, SETTINGS and WINDOW_UPDATE are handled here. nullopt once the peer closed the

@@ -53,8 +53,25 @@ void ServeRemoteCommandSpdy(SpdyConnection& connection, const RemoteCommandSessi
   const int expected = 1 + session.stdin + session.stdout + session.stderr + resizable;
   uint32_t error_id = 0, stdin_id = 0, stdout_id = 0, stderr_id = 0, resize_id = 0;
   int opened = 0;
-  std::string early_stdin;  // stdin that raced ahead of the last stream
+  std::string early_stdin;  // stdin that raced ahead of the process
   bool early_stdin_closed = false;
+  remotecommand::TerminalSizeDecoder sizes;
+  remotecommand::TerminalSize first_size;  // the client's terminal, once it said
+  // Input that arrives before the process runs is kept for it.
+  auto keep_early = [&](const spdy::ReceivedFrame& frame) {
+    if (auto* data = std::get_if<spdy::Data>(&frame)) {
+      if (data->stream_id == stdin_id && stdin_id != 0) {
+        early_stdin += data->data;
+        early_stdin_closed |= data->fin;
+      } else if (data->stream_id == resize_id && resize_id != 0) {
+        absl::StatusOr<std::vector<remotecommand::TerminalSize>> resized = sizes.Feed(data->data);
+        if (resized.ok() && !resized->empty()) first_size = resized->back();
+      }
+      connection.Consumed(data->stream_id, data->data.size());
+    } else if (auto* reset = std::get_if<spdy::RstStream>(&frame)) {
+      if (reset->stream_id == stdin_id && stdin_id != 0) early_stdin_closed = true;
+    }
+  };
 
   // 1. Wait for the streams the request calls for (client-go opens them all first).
   while (opened < expected) {
@@ -77,18 +94,28 @@ void ServeRemoteCommandSpdy(SpdyConnection& connection, const RemoteCommandSessi
       connection.OpenStream(syn->stream_id);
       (void)connection.Reply(syn->stream_id);
       ++opened;
-    } else if (auto* data = std::get_if<spdy::Data>(&*frame)) {
-      if (data->stream_id == stdin_id && stdin_id != 0) {
-        early_stdin += data->data;
-        early_stdin_closed |= data->fin;
-      }
-      connection.Consumed(data->stream_id, data->data.size());
+    } else {
+      keep_early(*frame);
+    }
+  }
+  // A terminal's first size comes right after the streams (client-go sends it at once).
+  // Started before it, the process would see a terminal of the wrong size, so wait a
+  // moment for it.
+  if (resize_id != 0) {
+    const absl::Time deadline = absl::Now() + kFirstSizeWait;
+    while (first_size.width == 0) {
+      absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration() || !connection.WaitReadable(left)) break;
+      std::optional<spdy::ReceivedFrame> frame = connection.Next();
+      if (!frame) return;
+      keep_early(*frame);
     }
   }
 
   // 2. Start the process; output flows from a second thread while this one reads input.
   if (session.on_started) session.on_started();
-  absl::StatusOr<std::unique_ptr<RemoteProcess>> started = session.start();
+  absl::StatusOr<std::unique_ptr<RemoteProcess>> started =
+      session.start(first_size.width, first_size.height);
   std::atomic<bool> finished = false;
   auto finish = [&](const absl::StatusOr<int>& exit) {
     std::string status = RemoteCommandStatus(session.protocol, exit, session.command);
@@ -119,7 +146,6 @@ void ServeRemoteCommandSpdy(SpdyConnection& connection, const RemoteCommandSessi
     });
   }
 
-  remotecommand::TerminalSizeDecoder sizes;
   while (std::optional<spdy::ReceivedFrame> frame = connection.Next()) {
     if (auto* data = std::get_if<spdy::Data>(&*frame)) {
       if (process && data->stream_id == stdin_id && stdin_id != 0) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "server/streaming/backend.h"
 #include "server/streaming/spdy_connection.h"
 
@@ -32,11 +33,18 @@ inline constexpr std::string_view kRemoteCommandV3 = "v3.channel.k8s.io";
 inline constexpr std::string_view kRemoteCommandV2 = "v2.channel.k8s.io";
 inline constexpr std::string_view kPortForwardV1 = "portforward.k8s.io";
 
+// How long a tty session waits for the client's first terminal size before it starts
+// the process anyway.
+inline constexpr absl::Duration kFirstSizeWait = absl::Milliseconds(500);
+
 struct RemoteCommandSession {
   std::string_view protocol;  // one of the kRemoteCommand* versions
   bool tty = false, stdin = false, stdout = false, stderr = false;
   std::vector<std::string> command;  // for the exit message; empty for attach
-  std::function<absl::StatusOr<std::unique_ptr<RemoteProcess>>()> start;
+  // Starts the process; with a tty, the client's terminal size when it sent one in time
+  // (0, 0 otherwise).
+  std::function<absl::StatusOr<std::unique_ptr<RemoteProcess>>(uint16_t width, uint16_t height)>
+      start;
   // Called whenever bytes move on a WebSocket session (SPDY has its own hook).
   std::function<void()> on_activity;
   // Called once the streams are open and the command starts (the idle timer takes over).

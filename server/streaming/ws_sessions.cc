@@ -10,6 +10,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
@@ -157,10 +158,12 @@ void ServeRemoteCommandWebSocket(asio::io_context& io, tcp::socket& socket,
   auto guard = asio::make_work_guard(io);
   const std::string_view status_protocol = protocol.json_status ? kRemoteCommandV4 : kRemoteCommandV2;
 
-  absl::StatusOr<std::unique_ptr<RemoteProcess>> started = session.start();
-  std::shared_ptr<RemoteProcess> process;
-  if (started.ok()) process = *std::move(started);
+  std::shared_ptr<RemoteProcess> process;  // set on the io thread, once launched
+  bool launched = false;
+  std::string early_stdin;  // input that came before the process
+  bool early_stdin_closed = false;
   std::atomic<bool> finished = false;
+  std::thread output;
 
   auto finish = [&](const absl::StatusOr<int>& exit) {
     std::string status = RemoteCommandStatus(status_protocol, exit, session.command);
@@ -170,11 +173,18 @@ void ServeRemoteCommandWebSocket(asio::io_context& io, tcp::socket& socket,
     if (session.on_finished) session.on_finished();
     asio::post(io, [&guard] { guard.reset(); });
   };
-
-  std::thread output;
-  if (!process) {
-    finish(started.status());
-  } else {
+  // On the io thread: starts the process, with the client's terminal size when known.
+  auto launch = [&](uint16_t width, uint16_t height) {
+    if (launched) return;
+    launched = true;
+    absl::StatusOr<std::unique_ptr<RemoteProcess>> started = session.start(width, height);
+    if (!started.ok()) {
+      finish(started.status());
+      return;
+    }
+    process = *std::move(started);
+    if (!early_stdin.empty()) process->WriteStdin(early_stdin);
+    if (early_stdin_closed) process->CloseStdin();
     // The kubelet's way of saying the streams are ready.
     if (session.stdout) connection.Send(ws::kStdoutChannel, "");
     output = std::thread([&] {
@@ -184,27 +194,51 @@ void ServeRemoteCommandWebSocket(asio::io_context& io, tcp::socket& socket,
       });
       finish(exit);
     });
+  };
+  // A terminal's first size follows the handshake at once; a process started before it
+  // would see a terminal of the wrong size, so it waits for it a moment.
+  asio::steady_timer first_size(io);
+  if (session.tty) {
+    first_size.expires_after(std::chrono::milliseconds(absl::ToInt64Milliseconds(kFirstSizeWait)));
+    first_size.async_wait([&](beast::error_code ec) {
+      if (!ec) launch(0, 0);
+    });
+  } else {
+    launch(0, 0);
   }
+
   remotecommand::TerminalSizeDecoder sizes;
   connection.StartReading(
       [&](const ws::Message& message) {
-        if (!process) return;
         if (message.channel == ws::kStdinChannel && session.stdin) {
-          if (message.kind == ws::Message::Kind::kClose) {
+          const bool close = message.kind == ws::Message::Kind::kClose;
+          if (!launched) {
+            early_stdin_closed |= close;
+            if (!close) early_stdin += message.data;
+          } else if (process && close) {
             process->CloseStdin();
-          } else if (!message.data.empty()) {
+          } else if (process && !message.data.empty()) {
             process->WriteStdin(message.data);
           }
         } else if (message.channel == ws::kResizeChannel && session.tty &&
                    message.kind == ws::Message::Kind::kData) {
           absl::StatusOr<std::vector<remotecommand::TerminalSize>> resized =
               sizes.Feed(message.data);
-          if (resized.ok()) {
+          if (!resized.ok() || resized->empty()) return;
+          if (!launched) {
+            first_size.cancel();
+            launch(resized->back().width, resized->back().height);
+          } else if (process) {
             for (const auto& size : *resized) process->Resize(size.width, size.height);
           }
         }
       },
       [&] {
+        if (!launched) {  // gone before anything ran
+          launched = true;
+          first_size.cancel();
+          asio::post(io, [&guard] { guard.reset(); });
+        }
         if (process && !finished) process->Cancel();
       });
   io.run();
