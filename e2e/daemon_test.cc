@@ -153,14 +153,6 @@ TEST(DaemonTest, UnservedRpcsAreUnimplementedAndNamed) {
   ASSERT_NE(berthd, nullptr);
   {
     grpc::ClientContext ctx;
-    v1::ExecResponse response;
-    grpc::Status s = berthd->runtime().Exec(&ctx, v1::ExecRequest(), &response);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(s.error_message().find("RuntimeService/Exec"), std::string::npos)
-        << s.error_message();
-  }
-  {
-    grpc::ClientContext ctx;
     v1::PodSandboxStatsResponse response;
     grpc::Status s =
         berthd->runtime().PodSandboxStats(&ctx, v1::PodSandboxStatsRequest(), &response);
