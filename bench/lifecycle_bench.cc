@@ -62,6 +62,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/cleanup/cleanup.h"
+#include "bench/bench_host.h"
 #include "bench/bench_util.h"
 #include "bench/containerd_instance.h"
 #include "e2e/berthd_fixture.h"
@@ -79,9 +80,6 @@ namespace v1 = ::runtime::v1;
 using berth::testing::BerthdFixture;
 using berth::testing::OciImage;
 using berth::testing::Registry;
-using berth::testing::TarEntry;
-using Clock = std::chrono::steady_clock;
-
 constexpr char kBusyboxRepo[] = "bench/busybox";
 constexpr char kPauseRepo[] = "bench/pause";
 constexpr char kTag[] = "1";
@@ -98,44 +96,6 @@ struct Flags {
   std::string runc = kDefaultRunc;
   bool skip_containerd = false;
   bool skip_memory = false;
-};
-
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-absl::Status WriteText(const std::string& path, const std::string& text, mode_t mode = 0644) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return absl::InternalError(StrCat("write ", path));
-  if (chmod(path.c_str(), mode) != 0) {
-    return absl::InternalError(StrCat("chmod ", path, ": ", strerror(errno)));
-  }
-  return absl::OkStatus();
-}
-
-// A fresh directory under /tmp, removed (with any mount below it) on destruction.
-class TempDir {
- public:
-  explicit TempDir(std::string_view prefix) {
-    std::string tmpl = StrCat("/tmp/", prefix, "-XXXXXX");
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() { berth::testing::RemoveTree(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 // ---- processes and their memory --------------------------------------------------
@@ -182,45 +142,6 @@ std::optional<Mem> ReadMem(pid_t pid) {
   }
   return m;
 }
-
-struct Proc {
-  pid_t pid = 0;
-  pid_t ppid = 0;
-  std::string exe;      // resolved; "" for zombies and kernel threads
-  std::string cmdline;  // arguments joined by spaces
-  std::string comm;
-};
-
-std::vector<Proc> ListProcesses() {
-  std::vector<Proc> out;
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    Proc p;
-    p.pid = std::atoi(name.c_str());
-    std::string stat = ReadText(entry.path().string() + "/stat");
-    size_t open = stat.find('('), close = stat.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;  // gone
-    p.comm = stat.substr(open + 1, close - open - 1);
-    std::istringstream rest(stat.substr(close + 2));
-    std::string state;
-    rest >> state >> p.ppid;
-    std::error_code link_ec;
-    p.exe = fs::read_symlink(entry.path() / "exe", link_ec).string();
-    // A binary rebuilt while it runs (bazel replaces outputs) reads "<path> (deleted)".
-    constexpr std::string_view kDeleted = " (deleted)";
-    if (p.exe.size() > kDeleted.size() && p.exe.ends_with(kDeleted)) {
-      p.exe.resize(p.exe.size() - kDeleted.size());
-    }
-    p.cmdline = ReadText(entry.path().string() + "/cmdline");
-    std::replace(p.cmdline.begin(), p.cmdline.end(), '\0', ' ');
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-using ShimMatcher = std::function<bool(const Proc&)>;
 
 // A runtime's shims, found in /proc, and what runs below them.
 struct Census {
@@ -280,76 +201,6 @@ size_t WaitForNoShims(const ShimMatcher& is_shim, std::chrono::milliseconds time
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
-
-// berthd finds berth-shim and berth-pause beside its own executable
-// (runtime/runtime.cc, FindHelperBinary): the same candidates, from the binary
-// /proc/<berthd>/exe names, resolved as /proc/<shim>/exe will show them.
-absl::StatusOr<std::string> HelperOfBerthd(pid_t berthd, std::string_view package,
-                                           std::string_view name) {
-  std::error_code ec;
-  std::string self = fs::read_symlink(StrCat("/proc/", berthd, "/exe"), ec).string();
-  if (ec) return absl::NotFoundError(StrCat("readlink /proc/", berthd, "/exe: ", ec.message()));
-  std::string dir = self.substr(0, self.rfind('/'));
-  for (const std::string& candidate :
-       {StrCat(self, ".runfiles/berth/", package, "/", name),
-        StrCat(dir, "/../", package, "/", name), StrCat(dir, "/", name)}) {
-    if (access(candidate.c_str(), X_OK) == 0) return fs::canonical(candidate, ec).string();
-  }
-  return absl::NotFoundError(StrCat(name, " not found beside ", self));
-}
-
-// The cgroup parents the benchmark's pods and containers go to, one per contender;
-// removed from every hierarchy at the end (runc removes each container's own cgroup;
-// what is left is empty unless a process survived).
-class CgroupParents {
- public:
-  explicit CgroupParents(std::string prefix) : prefix_(std::move(prefix)) {}
-  ~CgroupParents() {
-    std::vector<std::string> left = Remove();
-    for (const std::string& dir : left) std::cerr << "warning: cgroup left behind: " << dir << "\n";
-  }
-  CgroupParents(const CgroupParents&) = delete;
-  CgroupParents& operator=(const CgroupParents&) = delete;
-
-  // "/<prefix>-<who>", as a CRI cgroup_parent or an OCI cgroupsPath prefix.
-  std::string For(std::string_view who) {
-    names_.insert(StrCat(prefix_, "-", who));
-    return StrCat("/", prefix_, "-", who);
-  }
-
-  // rmdir of every parent and the (empty) cgroups below it, deepest first; returns
-  // the directories that could not be removed.
-  std::vector<std::string> Remove() {
-    std::vector<std::string> left;
-    std::error_code ec;
-    std::vector<std::string> hierarchies = {"/sys/fs/cgroup"};
-    for (const fs::directory_entry& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-      if (h.is_directory() && !h.is_symlink()) hierarchies.push_back(h.path());
-    }
-    for (const std::string& h : hierarchies) {
-      for (const std::string& name : names_) {
-        const std::string parent = StrCat(h, "/", name);
-        if (!fs::is_directory(parent, ec)) continue;
-        std::vector<std::string> dirs;
-        for (auto it = fs::recursive_directory_iterator(parent, ec);
-             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-          if (it->is_directory()) dirs.push_back(it->path());
-        }
-        std::sort(dirs.begin(), dirs.end(),
-                  [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-        dirs.push_back(parent);
-        for (const std::string& d : dirs) {
-          if (rmdir(d.c_str()) != 0 && errno != ENOENT) left.push_back(d);
-        }
-      }
-    }
-    return left;
-  }
-
- private:
-  std::string prefix_;
-  std::set<std::string> names_;
-};
 
 // ---- the CRI lifecycle ------------------------------------------------------------
 
@@ -844,20 +695,6 @@ class RuncBaseline {
 
 // ---- containerd's pods: a sandbox image and a network ------------------------------
 
-// A pause image like registry.k8s.io/pause: one static binary at /pause, run as
-// 65535. The binary is berth-pause (PID 1 that reaps and waits for SIGTERM).
-absl::StatusOr<OciImage> BuildPauseImage(const std::string& pause_binary) {
-  std::string bytes = ReadText(pause_binary);
-  if (bytes.empty()) return absl::NotFoundError(StrCat("read ", pause_binary));
-  ASSIGN_OR_RETURN(berth::testing::Layer layer,
-                   berth::testing::BuildLayer({TarEntry::File("pause", std::move(bytes), 0755)}));
-  return berth::testing::BuildImage(
-      kPauseRepo, kTag,
-      berth::testing::ImageConfig{
-          .user = "65535:65535", .entrypoint = {"/pause"}, .working_dir = "/"},
-      {std::move(layer)});
-}
-
 // containerd's CRI plugin runs no pod without a CNI network besides loopback, so
 // both daemons get the cheapest network there is: this plugin, which configures
 // nothing and reports an address on eth0 (what containerd requires of a result),
@@ -1044,11 +881,6 @@ void PrintMemory(const MemoryFigures& berth, const std::optional<MemoryFigures>&
   if (!berth.error.empty()) {
     std::cout << "berth: error during the memory phase: " << berth.error << "\n";
   }
-}
-
-std::string LoadAverage() {
-  std::string text = ReadText("/proc/loadavg");
-  return text.substr(0, text.find(' '));
 }
 
 struct LatencyResults {
@@ -1301,7 +1133,7 @@ int Run(const Flags& flags, const char* argv0) {
     containerd_skipped = flags.skip_containerd ? "skipped (--skip-containerd)" : "not installed";
   } else {
     auto setup = [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(OciImage pause, BuildPauseImage(*pause_exe));
+      ASSIGN_OR_RETURN(OciImage pause, BuildPauseImage(*pause_exe, kPauseRepo, kTag));
       RETURN_IF_ERROR((*registry)->Push(pause, kPauseRepo, kTag));
       ASSIGN_OR_RETURN(ctrd,
                        ContainerdInstance::Start({.binary = containerd_binary,

@@ -65,6 +65,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/cleanup/cleanup.h"
+#include "bench/bench_host.h"
 #include "bench/bench_util.h"
 #include "bench/containerd_instance.h"
 #include "e2e/berthd_fixture.h"
@@ -81,9 +82,6 @@ namespace v1 = ::runtime::v1;
 using berth::testing::BerthdFixture;
 using berth::testing::OciImage;
 using berth::testing::Registry;
-using berth::testing::TarEntry;
-using Clock = std::chrono::steady_clock;
-
 constexpr char kPauseRepo[] = "bench/pause";
 constexpr char kTag[] = "1";
 constexpr char kStdBinDir[] = "/usr/lib/cni";
@@ -96,25 +94,6 @@ struct Flags {
   std::string containerd;
   bool skip_containerd = false;
 };
-
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return absl::InternalError(StrCat("write ", path));
-  return absl::OkStatus();
-}
 
 // Output of a shell command run to completion ("" when it cannot run).
 std::string Shell(const std::string& command) {
@@ -137,106 +116,7 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-std::string LoadAverage() {
-  std::string text = ReadText("/proc/loadavg");
-  return text.substr(0, text.find(' '));
-}
-
-// A fresh directory under /tmp, removed (with any mount below it) on destruction.
-class TempDir {
- public:
-  explicit TempDir(std::string_view prefix) {
-    std::string tmpl = StrCat("/tmp/", prefix, "-XXXXXX");
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    if (!path_.empty()) berth::testing::RemoveTree(path_);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// The cgroup parents of the benchmark's pods, one per daemon; removed from every
-// hierarchy at the end (empty once every pod is gone).
-class CgroupParents {
- public:
-  explicit CgroupParents(std::string prefix) : prefix_(std::move(prefix)) {}
-  ~CgroupParents() {
-    std::error_code ec;
-    std::vector<std::string> hierarchies = {"/sys/fs/cgroup"};
-    for (const fs::directory_entry& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-      if (h.is_directory() && !h.is_symlink()) hierarchies.push_back(h.path());
-    }
-    for (const std::string& h : hierarchies) {
-      for (const std::string& name : names_) {
-        const std::string parent = StrCat(h, "/", name);
-        if (!fs::is_directory(parent, ec)) continue;
-        std::vector<std::string> dirs;
-        for (auto it = fs::recursive_directory_iterator(parent, ec);
-             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-          if (it->is_directory()) dirs.push_back(it->path());
-        }
-        std::sort(dirs.begin(), dirs.end(),
-                  [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-        dirs.push_back(parent);
-        for (const std::string& d : dirs) {
-          if (rmdir(d.c_str()) != 0 && errno != ENOENT) {
-            std::cerr << "warning: cgroup left behind: " << d << "\n";
-          }
-        }
-      }
-    }
-  }
-  CgroupParents(const CgroupParents&) = delete;
-  CgroupParents& operator=(const CgroupParents&) = delete;
-
-  std::string For(std::string_view who) {
-    names_.insert(StrCat(prefix_, "-", who));
-    return StrCat("/", prefix_, "-", who);
-  }
-
- private:
-  std::string prefix_;
-  std::set<std::string> names_;
-};
-
 // ---- processes --------------------------------------------------------------------
-
-struct Proc {
-  pid_t pid = 0;
-  pid_t ppid = 0;
-  std::string exe;
-  std::string cmdline;
-};
-
-std::vector<Proc> ListProcesses() {
-  std::vector<Proc> out;
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    Proc p;
-    p.pid = std::atoi(name.c_str());
-    std::string stat = ReadText(entry.path().string() + "/stat");
-    size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;  // gone
-    std::istringstream rest(stat.substr(close + 2));
-    std::string state;
-    rest >> state >> p.ppid;
-    std::error_code link_ec;
-    p.exe = fs::read_symlink(entry.path() / "exe", link_ec).string();
-    p.cmdline = ReadText(entry.path().string() + "/cmdline");
-    std::replace(p.cmdline.begin(), p.cmdline.end(), '\0', ' ');
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-using ShimMatcher = std::function<bool(const Proc&)>;
 
 // Waits (up to `timeout`) until no process matches; then SIGKILLs, by PID, the
 // matching ones and their children. Returns how many were killed.
@@ -258,22 +138,6 @@ size_t KillLeftoverShims(const ShimMatcher& is_shim, std::chrono::milliseconds t
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-}
-
-// berthd finds its helpers beside its own executable (runtime/runtime.cc,
-// FindHelperBinary): the same candidates, from the binary /proc/<berthd>/exe names.
-absl::StatusOr<std::string> HelperOfBerthd(pid_t berthd, std::string_view package,
-                                           std::string_view name) {
-  std::error_code ec;
-  std::string self = fs::read_symlink(StrCat("/proc/", berthd, "/exe"), ec).string();
-  if (ec) return absl::NotFoundError(StrCat("readlink /proc/", berthd, "/exe: ", ec.message()));
-  std::string dir = self.substr(0, self.rfind('/'));
-  for (const std::string& candidate :
-       {StrCat(self, ".runfiles/berth/", package, "/", name),
-        StrCat(dir, "/../", package, "/", name), StrCat(dir, "/", name)}) {
-    if (access(candidate.c_str(), X_OK) == 0) return fs::canonical(candidate, ec).string();
-  }
-  return absl::NotFoundError(StrCat(name, " not found beside ", self));
 }
 
 // ---- CRI -----------------------------------------------------------------------------
@@ -498,20 +362,6 @@ std::string Conflist(const BridgeNet& n, const std::string& ipam_dir) {
 
 std::string IpPrefix(const std::string& subnet) {  // "10.232.1.0/24" -> "10.232.1."
   return subnet.substr(0, subnet.rfind('.') + 1);
-}
-
-// A pause image like registry.k8s.io/pause: one static binary at /pause, run as
-// 65535. The binary is berth-pause (PID 1 that reaps and waits for SIGTERM).
-absl::StatusOr<OciImage> BuildPauseImage(const std::string& pause_binary) {
-  std::string bytes = ReadText(pause_binary);
-  if (bytes.empty()) return absl::NotFoundError(StrCat("read ", pause_binary));
-  ASSIGN_OR_RETURN(berth::testing::Layer layer,
-                   berth::testing::BuildLayer({TarEntry::File("pause", std::move(bytes), 0755)}));
-  return berth::testing::BuildImage(
-      kPauseRepo, kTag,
-      berth::testing::ImageConfig{
-          .user = "65535:65535", .entrypoint = {"/pause"}, .working_dir = "/"},
-      {std::move(layer)});
 }
 
 // The warnings and errors in a daemon's log, grouped by level and message (the text
@@ -764,7 +614,7 @@ int Run(const Flags& flags, const char* argv0) {
     auto setup = [&]() -> absl::Status {
       ASSIGN_OR_RETURN(std::string pause_exe,
                        HelperOfBerthd(b.pid(), "runtime/pause", "berth-pause"));
-      ASSIGN_OR_RETURN(OciImage pause, BuildPauseImage(pause_exe));
+      ASSIGN_OR_RETURN(OciImage pause, BuildPauseImage(pause_exe, kPauseRepo, kTag));
       ASSIGN_OR_RETURN(registry, Registry::Start());
       RETURN_IF_ERROR(registry->Push(pause, kPauseRepo, kTag));
       pause_ref = StrCat(registry->host(), "/", kPauseRepo, ":", kTag);
