@@ -58,7 +58,6 @@ class ExecProcess : public streaming::RemoteProcess {
       const std::string& scratch_parent, const streaming::ExecRequest& request) {
     std::unique_ptr<ExecProcess> p(new ExecProcess());
     p->tty_ = request.tty;
-    p->command_ = request.command.front();
     std::error_code ec;
     std::filesystem::create_directories(scratch_parent, ec);
     std::string scratch = scratch_parent + "/exec-XXXXXX";
@@ -236,7 +235,6 @@ class ExecProcess : public streaming::RemoteProcess {
 
   bool tty_ = false;
   winsize console_size_{};
-  std::string command_;
   std::string scratch_dir_, pid_file_;
   UniqueFd master_, stdout_, stderr_;
   bool master_eof_ = false;

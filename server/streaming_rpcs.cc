@@ -23,6 +23,15 @@ grpc::Status CheckStdio(bool tty, bool in, bool out, bool err) {
   return grpc::Status::OK;
 }
 
+// A one-time URL for the request, into `url`.
+grpc::Status SetUrl(streaming::StreamingServer& server, streaming::StreamRequest request,
+                    std::string* url) {
+  absl::StatusOr<std::string> made = server.Url(std::move(request));
+  if (!made.ok()) return ToGrpcStatus(made.status());
+  *url = *std::move(made);
+  return grpc::Status::OK;
+}
+
 }  // namespace
 
 grpc::Status RuntimeServiceImpl::Exec(grpc::ServerContext*, const v1::ExecRequest* request,
@@ -35,21 +44,19 @@ grpc::Status RuntimeServiceImpl::Exec(grpc::ServerContext*, const v1::ExecReques
   grpc::Status checked =
       CheckStdio(request->tty(), request->stdin(), request->stdout(), request->stderr());
   if (!checked.ok()) return checked;
-  absl::StatusOr<containers::ContainerManager::ExecTarget> target =
-      runtime_.containers().PrepareExec(request->container_id(),
-                                        {request->cmd().begin(), request->cmd().end()},
-                                        request->tty());
+  // The process itself is prepared when the client connects: the container may change
+  // until then.
+  absl::StatusOr<containers::Container> target =
+      runtime_.containers().FindRunning(request->container_id(), "exec in it");
   if (!target.ok()) return ToGrpcStatus(target.status());
-  absl::StatusOr<std::string> url = streaming_->Url(streaming::ExecRequest{
-      .container_id = target->id,
-      .command = {request->cmd().begin(), request->cmd().end()},
-      .tty = request->tty(),
-      .stdin = request->stdin(),
-      .stdout = request->stdout(),
-      .stderr = request->stderr()});
-  if (!url.ok()) return ToGrpcStatus(url.status());
-  response->set_url(*url);
-  return grpc::Status::OK;
+  return SetUrl(*streaming_,
+                streaming::ExecRequest{.container_id = target->id,
+                                       .command = {request->cmd().begin(), request->cmd().end()},
+                                       .tty = request->tty(),
+                                       .stdin = request->stdin(),
+                                       .stdout = request->stdout(),
+                                       .stderr = request->stderr()},
+                response->mutable_url());
 }
 
 grpc::Status RuntimeServiceImpl::Attach(grpc::ServerContext*, const v1::AttachRequest* request,
@@ -69,15 +76,13 @@ grpc::Status RuntimeServiceImpl::Attach(grpc::ServerContext*, const v1::AttachRe
                         StrCat("container ", target->id,
                                " was created without stdin; cannot attach to its stdin"));
   }
-  absl::StatusOr<std::string> url = streaming_->Url(streaming::AttachRequest{
-      .container_id = target->id,
-      .tty = request->tty(),
-      .stdin = request->stdin(),
-      .stdout = request->stdout(),
-      .stderr = request->stderr()});
-  if (!url.ok()) return ToGrpcStatus(url.status());
-  response->set_url(*url);
-  return grpc::Status::OK;
+  return SetUrl(*streaming_,
+                streaming::AttachRequest{.container_id = target->id,
+                                         .tty = request->tty(),
+                                         .stdin = request->stdin(),
+                                         .stdout = request->stdout(),
+                                         .stderr = request->stderr()},
+                response->mutable_url());
 }
 
 grpc::Status RuntimeServiceImpl::PortForward(grpc::ServerContext*,
@@ -103,11 +108,8 @@ grpc::Status RuntimeServiceImpl::PortForward(grpc::ServerContext*,
     return grpc::Status(grpc::FAILED_PRECONDITION,
                         StrCat("pod sandbox ", (*pod)->id, " is not ready"));
   }
-  absl::StatusOr<std::string> url =
-      streaming_->Url(streaming::PortForwardRequest{.pod_id = (*pod)->id});
-  if (!url.ok()) return ToGrpcStatus(url.status());
-  response->set_url(*url);
-  return grpc::Status::OK;
+  return SetUrl(*streaming_, streaming::PortForwardRequest{.pod_id = (*pod)->id},
+                response->mutable_url());
 }
 
 }  // namespace berth::server

@@ -584,37 +584,37 @@ absl::Status ContainerManager::Remove(const std::string& id_or_prefix) {
 absl::StatusOr<ContainerManager::ExecTarget> ContainerManager::PrepareExec(
     const std::string& id_or_prefix, const std::vector<std::string>& command, bool tty) {
   if (command.empty()) return absl::InvalidArgumentError("exec: the command is empty");
-  ASSIGN_OR_RETURN(std::optional<Container> c, Find(id_or_prefix));
-  if (!c.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
-  if (c->state != ContainerState::kRunning) {
-    return absl::FailedPreconditionError(StrCat("container ", c->id, " is ",
-                                                ContainerStateName(c->state),
-                                                ", not RUNNING; cannot exec in it"));
-  }
+  ASSIGN_OR_RETURN(Container c, FindRunning(id_or_prefix, "exec in it"));
   // The container's own process settings, so that an exec runs as the container does
   // (the same user and groups, environment, capabilities, seccomp is the container's).
-  std::ifstream in(c->dir + "/config.json");
+  std::ifstream in(c.dir + "/config.json");
   json spec = json::parse(in, nullptr, false);
   if (spec.is_discarded() || !spec.contains("process")) {
-    return absl::DataLossError(StrCat("container ", c->id, ": unreadable ", c->dir, "/config.json"));
+    return absl::DataLossError(StrCat("container ", c.id, ": unreadable ", c.dir, "/config.json"));
   }
   json process = spec["process"];
   process["args"] = command;
   process["terminal"] = tty;
   process.erase("consoleSize");
-  return ExecTarget{.id = c->id, .process_json = process.dump()};
+  return ExecTarget{.id = c.id, .process_json = process.dump()};
 }
 
 absl::StatusOr<ContainerManager::AttachTarget> ContainerManager::PrepareAttach(
     const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(Container c, FindRunning(id_or_prefix, "attach to it"));
+  return AttachTarget{.id = c.id, .shim_dir = ShimDir(c.dir), .tty = c.tty, .stdin = c.stdin};
+}
+
+absl::StatusOr<Container> ContainerManager::FindRunning(const std::string& id_or_prefix,
+                                                        std::string_view action) {
   ASSIGN_OR_RETURN(std::optional<Container> c, Find(id_or_prefix));
   if (!c.has_value()) return absl::NotFoundError(StrCat("container ", id_or_prefix, " not found"));
   if (c->state != ContainerState::kRunning) {
     return absl::FailedPreconditionError(StrCat("container ", c->id, " is ",
-                                                ContainerStateName(c->state),
-                                                ", not RUNNING; cannot attach to it"));
+                                                ContainerStateName(c->state), ", not RUNNING; cannot ",
+                                                action));
   }
-  return AttachTarget{.id = c->id, .shim_dir = ShimDir(c->dir), .tty = c->tty, .stdin = c->stdin};
+  return *std::move(c);
 }
 
 absl::StatusOr<ExecSyncResult> ContainerManager::ExecSync(const std::string& id_or_prefix,

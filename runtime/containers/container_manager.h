@@ -144,6 +144,10 @@ class ContainerManager {
                                           absl::Duration timeout);
   static constexpr size_t kMaxExecOutput = 16 << 20;
 
+  // The container, if it is running; NotFound or FailedPrecondition naming `action`
+  // ("exec in it") otherwise.
+  absl::StatusOr<Container> FindRunning(const std::string& id_or_prefix, std::string_view action);
+
   // For a streaming exec (the CRI Exec URL): the running container's id and the OCI
   // process to give `runc exec`: the container's own settings with `command`, and a
   // terminal when `tty`. FailedPrecondition unless running.

@@ -226,11 +226,7 @@ void StreamingServer::AcceptLoop() {
     connections_.push_back(connection);
     Connection* raw = connection.get();
     connection->thread = std::thread([this, raw] {
-      Serve(*raw);
-      {
-        absl::MutexLock lock(&raw->mu);
-        raw->open = false;
-      }
+      Serve(*raw);  // closes the socket (and clears `open`) on every way out
       raw->done = true;
     });
   }
@@ -280,12 +276,14 @@ void StreamingServer::Serve(Connection& connection) {
     beast::error_code ec;
     socket.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), connection.fd, ec);
     if (ec) {
+      absl::MutexLock lock(&connection.mu);
+      connection.open = false;
       close(connection.fd);
       return;
     }
   }
-  // From here the socket owns the fd; it is closed when `socket` goes, after `open` is
-  // cleared... by the caller, so the watcher never shuts down a reused fd: clear it here.
+  // From here the socket owns the fd. `open` is cleared under the lock as the socket
+  // closes, so the watcher never shuts down a reused fd.
   struct CloseGuard {
     Connection& connection;
     tcp::socket& socket;

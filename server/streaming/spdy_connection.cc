@@ -53,9 +53,14 @@ std::optional<spdy::ReceivedFrame> SpdyConnection::Next() {
       (void)Reset(error->stream_id, error->status);
       continue;
     }
-    if (auto* settings = std::get_if<spdy::Settings>(&frame)) {
+    // SETTINGS, WINDOW_UPDATE and DATA go through flow control first: a session error
+    // ends the session (GOAWAY), a stream error resets that stream.
+    auto* data = std::get_if<spdy::Data>(&frame);
+    const bool flow_only = std::holds_alternative<spdy::Settings>(frame) ||
+                           std::holds_alternative<spdy::WindowUpdate>(frame);
+    if (flow_only || data != nullptr) {
       absl::MutexLock lock(&mu_);
-      absl::StatusOr<std::vector<spdy::StreamError>> resets = flow_.OnSettings(*settings);
+      absl::StatusOr<std::vector<spdy::StreamError>> resets = ApplyFlowLocked(frame);
       if (!resets.ok()) {
         (void)WriteLocked(spdy::GoAway{.status = spdy::GoAwayStatus::kProtocolError});
         return std::nullopt;
@@ -63,36 +68,27 @@ std::optional<spdy::ReceivedFrame> SpdyConnection::Next() {
       for (const spdy::StreamError& reset : *resets) {
         (void)WriteLocked(spdy::RstStream{reset.stream_id, reset.status});
       }
-      continue;
-    }
-    if (auto* update = std::get_if<spdy::WindowUpdate>(&frame)) {
-      absl::MutexLock lock(&mu_);
-      absl::StatusOr<std::optional<spdy::StreamError>> reset = flow_.OnWindowUpdate(*update);
-      if (!reset.ok()) {
-        (void)WriteLocked(spdy::GoAway{.status = spdy::GoAwayStatus::kProtocolError});
-        return std::nullopt;
-      }
-      if (reset->has_value()) {
-        (void)WriteLocked(spdy::RstStream{(*reset)->stream_id, (*reset)->status});
-      }
-      continue;
-    }
-    if (auto* data = std::get_if<spdy::Data>(&frame)) {
-      absl::MutexLock lock(&mu_);
-      absl::StatusOr<std::optional<spdy::StreamError>> reset =
-          flow_.OnDataReceived(data->stream_id, static_cast<int64_t>(data->data.size()));
-      if (!reset.ok()) {
-        (void)WriteLocked(spdy::GoAway{.status = spdy::GoAwayStatus::kProtocolError});
-        return std::nullopt;
-      }
-      if (reset->has_value()) {
-        (void)WriteLocked(spdy::RstStream{(*reset)->stream_id, (*reset)->status});
-        continue;
-      }
+      if (flow_only || !resets->empty()) continue;
     }
     if (std::holds_alternative<spdy::SynReply>(frame)) continue;  // we open no streams
     return frame;
   }
+}
+
+absl::StatusOr<std::vector<spdy::StreamError>> SpdyConnection::ApplyFlowLocked(
+    const spdy::ReceivedFrame& frame) {
+  auto as_list = [](absl::StatusOr<std::optional<spdy::StreamError>> one)
+      -> absl::StatusOr<std::vector<spdy::StreamError>> {
+    if (!one.ok()) return one.status();
+    if (!one->has_value()) return std::vector<spdy::StreamError>{};
+    return std::vector<spdy::StreamError>{**one};
+  };
+  if (auto* settings = std::get_if<spdy::Settings>(&frame)) return flow_.OnSettings(*settings);
+  if (auto* update = std::get_if<spdy::WindowUpdate>(&frame)) {
+    return as_list(flow_.OnWindowUpdate(*update));
+  }
+  const auto& data = std::get<spdy::Data>(frame);
+  return as_list(flow_.OnDataReceived(data.stream_id, static_cast<int64_t>(data.data.size())));
 }
 
 absl::Status SpdyConnection::Reply(uint32_t stream_id) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -55,6 +56,10 @@ class SpdyConnection {
   void Abort();
 
  private:
+  // What flow control says of a received SETTINGS, WINDOW_UPDATE or DATA: the streams
+  // to reset, or a session error.
+  absl::StatusOr<std::vector<spdy::StreamError>> ApplyFlowLocked(const spdy::ReceivedFrame& frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Write(const spdy::Frame& frame);
   absl::Status WriteLocked(const spdy::Frame& frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
